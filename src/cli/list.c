@@ -1,0 +1,25 @@
+/* list.c — `ctxbench list`: every scheme with its one-line description and paper. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "pe/pe.h"
+
+int cmd_list(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        fputs("usage: ctxbench list\n\nLists the positional-encoding schemes, eval-time variants and tasks.\n",
+              stdout);
+        return CB_EXIT_OK;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "ctxbench list: unexpected argument '%s'\n", argv[1]);
+        return CB_EXIT_USAGE;
+    }
+    printf("schemes (trained):\n");
+    for (const PeScheme *const *s = pe_all(); *s; s++)
+        printf("  %-12s %s\n  %-12s   %s\n", (*s)->name, (*s)->summary, "", (*s)->paper);
+    printf("\neval-time variants: none yet\n");
+    printf("\ntasks:\n  %-12s non-overlapping windows: bits per byte, perplexity, ratio to the training\n"
+           "  %-12s context, and loss by position bucket [0,L), [L,2L), [2L,4L), ...\n",
+           "perplexity", "");
+    return CB_EXIT_OK;
+}

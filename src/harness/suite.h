@@ -1,0 +1,86 @@
+/*
+ * suite.h — suite files (INI, parsed with inih) and their expansion into a grid of cases.
+ *
+ * A key holding a list ("contexts = 128, 256, 512", or a range "128-2048*2") spans a grid.
+ * Every error is one line "FILE:LINE: [section] key: what is wrong", status CB_EINPUT.
+ *
+ *   [suite]   name, seeds (list), threads
+ *   [corpus]  source, eval_bytes
+ *   [model]   layers, d_model, heads, mlp_ratio            (each may be a list)
+ *   [train]   context, steps, batch, lr, warmup, min_lr_ratio, weight_decay, grad_clip,
+ *             beta1, beta2                                    (each may be a list)
+ *   [eval]    contexts (list), schemes (list of spec strings), tasks (list: perplexity)
+ */
+#ifndef CB_SUITE_H
+#define CB_SUITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "model/model.h"
+
+#define SUITE_MAX_LIST 64
+
+typedef struct {
+    char path[512];
+    char *text;          /* the whole file, owned */
+    char sha256[65];
+    char name[64];
+    uint64_t seeds[SUITE_MAX_LIST];
+    int n_seeds;
+    int threads;         /* 0 = not set */
+
+    char corpus_source[512];
+    size_t eval_bytes;
+
+    /* Grids of model and training settings: n_x values each. */
+    int layers[SUITE_MAX_LIST], n_layers;
+    int d_model[SUITE_MAX_LIST], n_d_model;
+    int heads[SUITE_MAX_LIST], n_heads;
+    int mlp_ratio[SUITE_MAX_LIST], n_mlp_ratio;
+    int train_ctx[SUITE_MAX_LIST], n_train_ctx;
+    int steps[SUITE_MAX_LIST], n_steps;
+    int batch[SUITE_MAX_LIST], n_batch;
+    int warmup[SUITE_MAX_LIST], n_warmup;
+    double lr[SUITE_MAX_LIST]; int n_lr;
+    double min_lr_ratio[SUITE_MAX_LIST]; int n_min_lr_ratio;
+    double weight_decay[SUITE_MAX_LIST]; int n_weight_decay;
+    double grad_clip[SUITE_MAX_LIST]; int n_grad_clip;
+    double beta1[SUITE_MAX_LIST]; int n_beta1;
+    double beta2[SUITE_MAX_LIST]; int n_beta2;
+
+    int contexts[SUITE_MAX_LIST], n_contexts;
+    char schemes[SUITE_MAX_LIST][128];
+    int n_schemes;
+    char tasks[8][32];
+    int n_tasks;
+} Suite;
+
+/* One model to train: a point of the model/train grid, a scheme and a seed. */
+typedef struct {
+    ModelConfig model;
+    TrainConfig train;
+    char scheme[128];  /* spec string as written */
+    uint64_t seed;
+} Experiment;
+
+/* One point of the full grid: an experiment evaluated with one task at one context. */
+typedef struct {
+    int experiment;    /* index into the experiment list */
+    char task[32];
+    int context;
+} Case;
+
+/* Reads and validates the suite (including scheme specs and the corpus source's syntax). */
+int suite_load(Suite *s, const char *path, char *err);
+/* Same from a string; `path` names it in messages. */
+int suite_load_string(Suite *s, const char *path, const char *text, char *err);
+void suite_free(Suite *s);
+
+/* Expands the grid. Experiments vary slowest; within one, tasks then contexts ascending, with the
+   training context always included first so ratios to it can be computed. Caller frees both. */
+int suite_expand(const Suite *s, Experiment **exps, size_t *n_exps, Case **cases, size_t *n_cases,
+                 char *err);
+
+#endif

@@ -1,0 +1,532 @@
+/*
+ * model.c — parameters, training forward/backward, AdamW, evaluation forward and checkpoints of
+ * the byte-level pre-norm transformer (see model.h). Layer kernels live in kernels.c.
+ */
+#include "model/model.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kernels.h"
+
+/* Training activations: X(name, count) in terms of B, T, C, F, L, NH, V. */
+#define CB_ACT_TENSORS(X)                   \
+    X(encoded, B * T * C)     /* (B, T, C) */ \
+    X(ln1, L * B * T * C)     /* (L, B, T, C) */ \
+    X(ln1_mean, L * B * T)    /* (L, B, T) */ \
+    X(ln1_rstd, L * B * T)    /* (L, B, T) */ \
+    X(qkv, L * B * T * 3 * C) /* (L, B, T, 3C) q and k after the encoding's transform */ \
+    X(att, L * B * NH * T * T) /* (L, B, NH, T, T) attention probabilities */ \
+    X(atty, L * B * T * C)    /* (L, B, T, C) */ \
+    X(res2, L * B * T * C)    /* (L, B, T, C) residual after attention */ \
+    X(ln2, L * B * T * C)     /* (L, B, T, C) */ \
+    X(ln2_mean, L * B * T)    /* (L, B, T) */ \
+    X(ln2_rstd, L * B * T)    /* (L, B, T) */ \
+    X(fch, L * B * T * F)     /* (L, B, T, F) */ \
+    X(fch_gelu, L * B * T * F) /* (L, B, T, F) */ \
+    X(res3, L * B * T * C)    /* (L, B, T, C) residual after the MLP: the layer's output */ \
+    X(lnf, B * T * C)         /* (B, T, C) */ \
+    X(lnf_mean, B * T)        /* (B, T) */ \
+    X(lnf_rstd, B * T)        /* (B, T) */ \
+    X(probs, B * T * V)       /* (B, T, V) softmax, then the logits' gradient */ \
+    X(losses, B * T)          /* (B, T) */
+
+/* Backward scratch, reused by every layer. */
+#define CB_DACT_TENSORS(X)                   \
+    X(dres, B * T * C)        /* (B, T, C) gradient of the residual stream */ \
+    X(dln, B * T * C)         /* (B, T, C) */ \
+    X(dqkv, B * T * 3 * C)    /* (B, T, 3C) */ \
+    X(dscores, B * NH * T * T) /* (B, NH, T, T) */ \
+    X(datty, B * T * C)       /* (B, T, C) */ \
+    X(dfch, B * T * F)        /* (B, T, F) */ \
+    X(dfch_gelu, B * T * F)   /* (B, T, F) */
+
+typedef struct {
+#define CB_X(name, count) float *name;
+    CB_ACT_TENSORS(CB_X)
+#undef CB_X
+} Acts;
+
+typedef struct {
+#define CB_X(name, count) float *name;
+    CB_DACT_TENSORS(CB_X)
+#undef CB_X
+} DActs;
+
+/* Sizes of every parameter tensor, in X-macro order. */
+static void param_sizes(const ModelConfig *cfg, size_t P, size_t *sizes) {
+    size_t C = cfg->d_model, L = cfg->n_layer, F = (size_t)cfg->mlp_ratio * C, V = CB_VOCAB;
+    int k = 0;
+#define CB_X(name, count, decay) sizes[k++] = (count);
+    CB_PARAM_TENSORS(CB_X)
+#undef CB_X
+    (void)P;
+}
+
+enum {
+#define CB_X(name, count, decay) PT_##name,
+    CB_PARAM_TENSORS(CB_X)
+#undef CB_X
+    PT_COUNT
+};
+
+static void point_tensors(ParamTensors *t, float *block, const size_t *sizes) {
+    float *p = block;
+#define CB_X(name, count, decay) t->name = p; p += sizes[PT_##name];
+    CB_PARAM_TENSORS(CB_X)
+#undef CB_X
+}
+
+static int config_check(const ModelConfig *cfg, char *err) {
+    if (cfg->n_layer < 1 || cfg->d_model < 2 || cfg->n_head < 1 || cfg->mlp_ratio < 1 ||
+        cfg->train_ctx < 2)
+        return cb_error(err, CB_EINPUT, "model: layers, d_model, heads, mlp_ratio and context must be positive");
+    if (cfg->d_model % cfg->n_head)
+        return cb_error(err, CB_EINPUT, "model: d_model %d is not divisible by heads %d", cfg->d_model,
+                        cfg->n_head);
+    if ((cfg->d_model / cfg->n_head) % 2)
+        return cb_error(err, CB_EINPUT, "model: head size %d must be even", cfg->d_model / cfg->n_head);
+    return CB_OK;
+}
+
+static void fill_normal(float *x, size_t n, float std, Rng *rng) {
+    for (size_t i = 0; i < n; i++) x[i] = std * rng_normal(rng);
+}
+
+static void fill_const(float *x, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) x[i] = v;
+}
+
+int model_build(Model *m, const ModelConfig *cfg, const char *pe_spec, uint64_t seed, char *err) {
+    memset(m, 0, sizeof *m);
+    int rc = config_check(cfg, err);
+    if (rc) return rc;
+    m->cfg = *cfg;
+    PeDims dims = {.n_layer = cfg->n_layer, .n_head = cfg->n_head,
+                   .head_size = cfg->d_model / cfg->n_head, .d_model = cfg->d_model,
+                   .train_ctx = cfg->train_ctx};
+    rc = pe_create(&m->pe, pe_spec, &dims, err);
+    if (rc) return rc;
+    size_t sizes[PT_COUNT];
+    param_sizes(cfg, pe_param_count(&m->pe), sizes);
+    sizes[PT_pe] = pe_param_count(&m->pe);
+    m->n_params = 0;
+    for (int k = 0; k < PT_COUNT; k++) m->n_params += sizes[k];
+    m->params = calloc(m->n_params, sizeof(float));
+    if (!m->params) {
+        model_free(m);
+        return cb_error(err, CB_ENOMEM, "model: cannot allocate %zu parameters", m->n_params);
+    }
+    point_tensors(&m->p, m->params, sizes);
+    m->pe.params = sizes[PT_pe] ? m->p.pe : NULL;
+
+    /* GPT-2 style init: N(0, 0.02), residual projections scaled by 1/sqrt(2L). */
+    Rng rng;
+    rng_seed(&rng, seed);
+    size_t C = cfg->d_model, L = cfg->n_layer, F = (size_t)cfg->mlp_ratio * C;
+    float proj_std = 0.02f / sqrtf(2.0f * (float)L);
+    fill_normal(m->p.wte, CB_VOCAB * C, 0.02f, &rng);
+    fill_const(m->p.ln1w, L * C, 1.0f);
+    fill_normal(m->p.qkvw, L * 3 * C * C, 0.02f, &rng);
+    fill_normal(m->p.attprojw, L * C * C, proj_std, &rng);
+    fill_const(m->p.ln2w, L * C, 1.0f);
+    fill_normal(m->p.fcw, L * F * C, 0.02f, &rng);
+    fill_normal(m->p.fcprojw, L * C * F, proj_std, &rng);
+    fill_const(m->p.lnfw, C, 1.0f);
+    if (m->pe.params && m->pe.scheme->param_init) m->pe.scheme->param_init(&m->pe, &rng);
+
+    rc = pe_prepare(&m->pe, cfg->train_ctx, err);
+    if (rc) {
+        model_free(m);
+        return rc;
+    }
+    return CB_OK;
+}
+
+void model_free(Model *m) {
+    if (!m) return;
+    pe_destroy(&m->pe);
+    free(m->params);
+    free(m->grads);
+    free(m->adam_m);
+    free(m->adam_v);
+    free(m->acts);
+    free(m->dacts);
+    memset(m, 0, sizeof *m);
+}
+
+size_t model_param_bytes(const Model *m) { return m->n_params * sizeof(float); }
+
+static size_t acts_count(const ModelConfig *cfg, size_t B, size_t T, int backward) {
+    size_t C = cfg->d_model, L = cfg->n_layer, F = (size_t)cfg->mlp_ratio * C, NH = cfg->n_head,
+           V = CB_VOCAB, total = 0;
+#define CB_X(name, count) total += (count);
+    if (backward) {
+        CB_DACT_TENSORS(CB_X)
+    } else {
+        CB_ACT_TENSORS(CB_X)
+    }
+#undef CB_X
+    return total;
+}
+
+size_t model_train_act_bytes(const ModelConfig *cfg, int B, int T) {
+    return (acts_count(cfg, B, T, 0) + acts_count(cfg, B, T, 1)) * sizeof(float);
+}
+
+/* Evaluation keeps one layer's buffers: x, ln, qkv, atty, fch, plus one score row per thread and
+   a chunk of logits. */
+#define EVAL_LOGIT_ROWS 256
+
+size_t model_eval_act_bytes(const ModelConfig *cfg, int n) {
+    size_t C = cfg->d_model, F = (size_t)cfg->mlp_ratio * C, N = n;
+    size_t floats = N * C * 4 + N * 3 * C + N * F + N * 2 + (size_t)omp_get_max_threads() * N +
+                    (size_t)EVAL_LOGIT_ROWS * CB_VOCAB * 2;
+    return floats * sizeof(float);
+}
+
+static int ensure_training_buffers(Model *m, int B, int T, char *err) {
+    if (!m->grads) {
+        m->grads = calloc(m->n_params, sizeof(float));
+        m->adam_m = calloc(m->n_params, sizeof(float));
+        m->adam_v = calloc(m->n_params, sizeof(float));
+        if (!m->grads || !m->adam_m || !m->adam_v)
+            return cb_error(err, CB_ENOMEM, "model: cannot allocate optimizer state");
+        size_t sizes[PT_COUNT];
+        param_sizes(&m->cfg, 0, sizes);
+        sizes[PT_pe] = pe_param_count(&m->pe);
+        point_tensors(&m->g, m->grads, sizes);
+        m->pe.grads = m->pe.params ? m->g.pe : NULL;
+    }
+    if (m->acts && m->acts_B == B && m->acts_T == T) return CB_OK;
+    free(m->acts);
+    free(m->dacts);
+    m->acts_floats = acts_count(&m->cfg, B, T, 0);
+    m->dacts_floats = acts_count(&m->cfg, B, T, 1);
+    m->acts = malloc(m->acts_floats * sizeof(float));
+    m->dacts = malloc(m->dacts_floats * sizeof(float));
+    if (!m->acts || !m->dacts) {
+        free(m->acts);
+        free(m->dacts);
+        m->acts = m->dacts = NULL;
+        return cb_error(err, CB_ENOMEM, "model: cannot allocate activations for batch %d x %d", B, T);
+    }
+    m->acts_B = B;
+    m->acts_T = T;
+    return CB_OK;
+}
+
+static void point_acts(const Model *m, Acts *a, DActs *d) {
+    size_t B = m->acts_B, T = m->acts_T, C = m->cfg.d_model, L = m->cfg.n_layer,
+           F = (size_t)m->cfg.mlp_ratio * C, NH = m->cfg.n_head, V = CB_VOCAB;
+    float *p = m->acts;
+#define CB_X(name, count) a->name = p; p += (count);
+    CB_ACT_TENSORS(CB_X)
+#undef CB_X
+    p = m->dacts;
+#define CB_X(name, count) d->name = p; p += (count);
+    CB_DACT_TENSORS(CB_X)
+#undef CB_X
+    (void)V;
+}
+
+static void embed_tokens(float *x, const float *wte, const uint8_t *tokens, size_t N, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) memcpy(x + n * C, wte + (size_t)tokens[n] * C, sizeof(float) * C);
+}
+
+static void add_inplace(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* Training forward over (B, T); returns the mean loss in nats. */
+static float forward_train(Model *m, const Acts *a, const uint8_t *inputs, const uint8_t *targets,
+                           const int *pos) {
+    const ModelConfig *cfg = &m->cfg;
+    int B = m->acts_B, T = m->acts_T, C = cfg->d_model, NH = cfg->n_head, L = cfg->n_layer;
+    int F = cfg->mlp_ratio * C;
+    size_t BT = (size_t)B * T;
+    const PeScheme *sc = m->pe.scheme;
+
+    embed_tokens(a->encoded, m->p.wte, inputs, BT, C);
+    if (sc->embed_forward)
+        for (int b = 0; b < B; b++) sc->embed_forward(&m->pe, a->encoded + (size_t)b * T * C, pos, T);
+
+    for (int l = 0; l < L; l++) {
+        const float *resid = l == 0 ? a->encoded : a->res3 + (size_t)(l - 1) * BT * C;
+        float *ln1 = a->ln1 + l * BT * C, *qkv = a->qkv + l * BT * 3 * C;
+        float *att = a->att + (size_t)l * B * NH * T * T, *atty = a->atty + l * BT * C;
+        float *res2 = a->res2 + l * BT * C, *ln2 = a->ln2 + l * BT * C;
+        float *fch = a->fch + l * BT * F, *fchg = a->fch_gelu + l * BT * F;
+        float *res3 = a->res3 + l * BT * C;
+        layernorm_forward(ln1, a->ln1_mean + l * BT, a->ln1_rstd + l * BT, resid,
+                          m->p.ln1w + l * C, m->p.ln1b + l * C, BT, C);
+        matmul_forward(qkv, ln1, m->p.qkvw + (size_t)l * 3 * C * C, m->p.qkvb + l * 3 * C, BT, C, 3 * C);
+        if (sc->qk_forward)
+            for (int b = 0; b < B; b++)
+                sc->qk_forward(&m->pe, l, qkv + (size_t)b * T * 3 * C, 3 * (size_t)C, pos, T);
+        attention_forward(atty, att, qkv, &m->pe, l, B, T, C, NH);
+        matmul_forward(res2, atty, m->p.attprojw + (size_t)l * C * C, m->p.attprojb + l * C, BT, C, C);
+        add_inplace(res2, resid, BT * C);
+        layernorm_forward(ln2, a->ln2_mean + l * BT, a->ln2_rstd + l * BT, res2,
+                          m->p.ln2w + l * C, m->p.ln2b + l * C, BT, C);
+        matmul_forward(fch, ln2, m->p.fcw + (size_t)l * F * C, m->p.fcb + l * F, BT, C, F);
+        gelu_forward(fchg, fch, BT * F);
+        matmul_forward(res3, fchg, m->p.fcprojw + (size_t)l * C * F, m->p.fcprojb + l * C, BT, F, C);
+        add_inplace(res3, res2, BT * C);
+    }
+    const float *last = a->res3 + (size_t)(L - 1) * BT * C;
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, m->p.lnfw, m->p.lnfb, BT, C);
+    matmul_forward(a->probs, a->lnf, m->p.wte, NULL, BT, C, CB_VOCAB);
+    crossentropy_forward(a->probs, a->losses, a->probs, targets, BT, CB_VOCAB);
+    double sum = 0.0;
+    for (size_t n = 0; n < BT; n++) sum += a->losses[n];
+    return (float)(sum / (double)BT);
+}
+
+static void backward_train(Model *m, const Acts *a, const DActs *d, const uint8_t *inputs,
+                           const uint8_t *targets, const int *pos) {
+    const ModelConfig *cfg = &m->cfg;
+    int B = m->acts_B, T = m->acts_T, C = cfg->d_model, NH = cfg->n_head, L = cfg->n_layer;
+    int F = cfg->mlp_ratio * C;
+    size_t BT = (size_t)B * T;
+    const PeScheme *sc = m->pe.scheme;
+    ParamTensors *g = &m->g;
+
+    crossentropy_backward(a->probs, targets, BT, CB_VOCAB, 1.0f / (float)BT);
+    float *dlogits = a->probs;
+    matmul_backward(d->dln, 0, g->wte, NULL, dlogits, a->lnf, m->p.wte, BT, C, CB_VOCAB);
+    memset(d->dres, 0, sizeof(float) * BT * C);
+    const float *last = a->res3 + (size_t)(L - 1) * BT * C;
+    layernorm_backward(d->dres, g->lnfw, g->lnfb, d->dln, last, m->p.lnfw, a->lnf_mean, a->lnf_rstd,
+                       BT, C);
+
+    for (int l = L - 1; l >= 0; l--) {
+        const float *resid = l == 0 ? a->encoded : a->res3 + (size_t)(l - 1) * BT * C;
+        const float *ln1 = a->ln1 + l * BT * C, *qkv = a->qkv + l * BT * 3 * C;
+        const float *att = a->att + (size_t)l * B * NH * T * T, *atty = a->atty + l * BT * C;
+        const float *res2 = a->res2 + l * BT * C, *ln2 = a->ln2 + l * BT * C;
+        const float *fch = a->fch + l * BT * F, *fchg = a->fch_gelu + l * BT * F;
+
+        /* MLP: res3 = res2 + fcproj(gelu(fc(ln2(res2)))); dres flows through unchanged. */
+        matmul_backward(d->dfch_gelu, 0, g->fcprojw + (size_t)l * C * F, g->fcprojb + l * C, d->dres,
+                        fchg, m->p.fcprojw + (size_t)l * C * F, BT, F, C);
+        gelu_backward(d->dfch, fch, d->dfch_gelu, BT * F);
+        matmul_backward(d->dln, 0, g->fcw + (size_t)l * F * C, g->fcb + l * F, d->dfch, ln2,
+                        m->p.fcw + (size_t)l * F * C, BT, C, F);
+        layernorm_backward(d->dres, g->ln2w + l * C, g->ln2b + l * C, d->dln, res2, m->p.ln2w + l * C,
+                           a->ln2_mean + l * BT, a->ln2_rstd + l * BT, BT, C);
+
+        /* Attention: res2 = resid + attproj(attention(encoding(qkv(ln1(resid))))). */
+        matmul_backward(d->datty, 0, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, d->dres,
+                        atty, m->p.attprojw + (size_t)l * C * C, BT, C, C);
+        attention_backward(d->dqkv, d->dscores, d->datty, qkv, att, B, T, C, NH);
+        if (sc->bias_backward && m->pe.grads) sc->bias_backward(&m->pe, l, d->dscores, B, T);
+        if (sc->qk_backward)
+            for (int b = 0; b < B; b++)
+                sc->qk_backward(&m->pe, l, d->dqkv + (size_t)b * T * 3 * C, 3 * (size_t)C, pos, T);
+        matmul_backward(d->dln, 0, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, d->dqkv, ln1,
+                        m->p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
+        layernorm_backward(d->dres, g->ln1w + l * C, g->ln1b + l * C, d->dln, resid, m->p.ln1w + l * C,
+                           a->ln1_mean + l * BT, a->ln1_rstd + l * BT, BT, C);
+    }
+    if (sc->embed_backward && m->pe.grads)
+        for (int b = 0; b < B; b++) sc->embed_backward(&m->pe, d->dres + (size_t)b * T * C, pos, T);
+    /* Token rows are shared between positions: accumulate serially in a fixed order. */
+    for (size_t n = 0; n < BT; n++) {
+        float *row = g->wte + (size_t)inputs[n] * C;
+        const float *dx = d->dres + n * C;
+        for (int c = 0; c < C; c++) row[c] += dx[c];
+    }
+}
+
+static int *plain_positions(int T) {
+    int *pos = malloc(sizeof(int) * (size_t)T);
+    if (pos)
+        for (int t = 0; t < T; t++) pos[t] = t;
+    return pos;
+}
+
+static int loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets, int B, int T,
+                         float *loss, char *err) {
+    if (T > m->pe.ctx) {
+        int rc = pe_prepare(&m->pe, T, err);
+        if (rc) return rc;
+    }
+    int rc = ensure_training_buffers(m, B, T, err);
+    if (rc) return rc;
+    int *pos = plain_positions(T);
+    if (!pos) return cb_error(err, CB_ENOMEM, "model: out of memory");
+    Acts a;
+    DActs d;
+    point_acts(m, &a, &d);
+    memset(m->grads, 0, sizeof(float) * m->n_params);
+    *loss = forward_train(m, &a, inputs, targets, pos);
+    backward_train(m, &a, &d, inputs, targets, pos);
+    free(pos);
+    return CB_OK;
+}
+
+int model_loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets, int B, int T,
+                        float *loss, char *err) {
+    return loss_and_grad(m, inputs, targets, B, T, loss, err);
+}
+
+double train_lr_at(const TrainConfig *tc, int step) {
+    if (tc->warmup > 0 && step < tc->warmup) return tc->lr * (double)(step + 1) / (double)tc->warmup;
+    int decay_steps = tc->steps - tc->warmup;
+    if (decay_steps <= 1) return tc->lr;
+    double progress = (double)(step - tc->warmup) / (double)(decay_steps - 1);
+    if (progress > 1.0) progress = 1.0;
+    double min_lr = tc->lr * tc->min_lr_ratio;
+    return min_lr + 0.5 * (tc->lr - min_lr) * (1.0 + cos(M_PI * progress));
+}
+
+/* AdamW with decoupled weight decay on the tensors whose flag says so. */
+static void adamw_update(Model *m, const TrainConfig *tc, double lr, float clip_scale) {
+    size_t sizes[PT_COUNT];
+    param_sizes(&m->cfg, 0, sizes);
+    sizes[PT_pe] = pe_param_count(&m->pe);
+    int decay[PT_COUNT] = {
+#define CB_X(name, count, dec) dec,
+        CB_PARAM_TENSORS(CB_X)
+#undef CB_X
+    };
+    decay[PT_pe] = m->pe.scheme->param_decay;
+    m->adam_t++;
+    float b1 = (float)tc->beta1, b2 = (float)tc->beta2, eps = (float)tc->eps;
+    float c1 = 1.0f / (1.0f - powf(b1, (float)m->adam_t));
+    float c2 = 1.0f / (1.0f - powf(b2, (float)m->adam_t));
+    float flr = (float)lr;
+    size_t off = 0;
+    for (int k = 0; k < PT_COUNT; k++) {
+        float wd = decay[k] ? (float)tc->weight_decay : 0.0f;
+        float *p = m->params + off, *g = m->grads + off, *mm = m->adam_m + off, *vv = m->adam_v + off;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < sizes[k]; i++) {
+            float gi = g[i] * clip_scale;
+            mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
+            vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
+            float mhat = mm[i] * c1, vhat = vv[i] * c2;
+            p[i] -= flr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
+        }
+        off += sizes[k];
+    }
+}
+
+int model_train_step(Model *m, const uint8_t *inputs, const uint8_t *targets, int B, int T,
+                     const TrainConfig *tc, double lr, float *loss, float *grad_norm, char *err) {
+    int rc = loss_and_grad(m, inputs, targets, B, T, loss, err);
+    if (rc) return rc;
+    /* Global gradient norm in double, serially: the same sum for every thread count. */
+    double sq = 0.0;
+    for (size_t i = 0; i < m->n_params; i++) sq += (double)m->grads[i] * m->grads[i];
+    double norm = sqrt(sq);
+    if (grad_norm) *grad_norm = (float)norm;
+    if (!isfinite(*loss) || !isfinite(norm))
+        return cb_error(err, CB_EDIVERGED, "training diverged: loss %g, gradient norm %g", *loss, norm);
+    float clip_scale = 1.0f;
+    if (tc->grad_clip > 0 && norm > tc->grad_clip) clip_scale = (float)(tc->grad_clip / norm);
+    adamw_update(m, tc, lr, clip_scale);
+    return CB_OK;
+}
+
+int model_eval_window(Model *m, const uint8_t *inputs, const uint8_t *targets, int n,
+                      float *losses, float *logits_out, char *err) {
+    const ModelConfig *cfg = &m->cfg;
+    int C = cfg->d_model, NH = cfg->n_head, L = cfg->n_layer, F = cfg->mlp_ratio * C;
+    size_t N = n;
+    if (n < 1 || n > m->pe.ctx)
+        return cb_error(err, CB_EINPUT, "model: context %d is not prepared (encoding ready up to %d)", n,
+                        m->pe.ctx);
+    int nthreads = omp_get_max_threads();
+    size_t floats = N * C * 4 + N * 3 * C + N * F + N * 2 + (size_t)nthreads * N +
+                    (size_t)EVAL_LOGIT_ROWS * CB_VOCAB * 2;
+    float *block = malloc(floats * sizeof(float));
+    int *pos = plain_positions(n);
+    if (!block || !pos) {
+        free(block);
+        free(pos);
+        return cb_error(err, CB_ENOMEM, "model: cannot allocate evaluation buffers for context %d", n);
+    }
+    float *x = block, *ln = x + N * C, *atty = ln + N * C, *tmp = atty + N * C, *qkv = tmp + N * C;
+    float *fch = qkv + N * 3 * C, *mean = fch + N * F, *rstd = mean + N, *scratch = rstd + N;
+    float *lchunk = scratch + (size_t)nthreads * N, *pchunk = lchunk + EVAL_LOGIT_ROWS * CB_VOCAB;
+    const PeScheme *sc = m->pe.scheme;
+
+    embed_tokens(x, m->p.wte, inputs, N, C);
+    if (sc->embed_forward) sc->embed_forward(&m->pe, x, pos, n);
+    for (int l = 0; l < L; l++) {
+        layernorm_forward(ln, mean, rstd, x, m->p.ln1w + l * C, m->p.ln1b + l * C, N, C);
+        matmul_forward(qkv, ln, m->p.qkvw + (size_t)l * 3 * C * C, m->p.qkvb + l * 3 * C, N, C, 3 * C);
+        if (sc->qk_forward) sc->qk_forward(&m->pe, l, qkv, 3 * (size_t)C, pos, n);
+        attention_eval(atty, scratch, qkv, &m->pe, l, n, C, NH);
+        matmul_forward(tmp, atty, m->p.attprojw + (size_t)l * C * C, m->p.attprojb + l * C, N, C, C);
+        add_inplace(x, tmp, N * C);
+        layernorm_forward(ln, mean, rstd, x, m->p.ln2w + l * C, m->p.ln2b + l * C, N, C);
+        matmul_forward(fch, ln, m->p.fcw + (size_t)l * F * C, m->p.fcb + l * F, N, C, F);
+        gelu_forward(fch, fch, N * F);
+        matmul_forward(tmp, fch, m->p.fcprojw + (size_t)l * C * F, m->p.fcprojb + l * C, N, F, C);
+        add_inplace(x, tmp, N * C);
+    }
+    layernorm_forward(ln, mean, rstd, x, m->p.lnfw, m->p.lnfb, N, C);
+    /* Logits in chunks of rows: no (n, V) buffer unless the caller asks for one. */
+    for (size_t r0 = 0; r0 < N; r0 += EVAL_LOGIT_ROWS) {
+        size_t rows = N - r0 < EVAL_LOGIT_ROWS ? N - r0 : EVAL_LOGIT_ROWS;
+        float *lg = logits_out ? logits_out + r0 * CB_VOCAB : lchunk;
+        matmul_forward(lg, ln + r0 * C, m->p.wte, NULL, rows, C, CB_VOCAB);
+        if (losses) crossentropy_forward(pchunk, losses + r0, lg, targets + r0, rows, CB_VOCAB);
+    }
+    free(block);
+    free(pos);
+    return CB_OK;
+}
+
+/* Checkpoint layout (little-endian host order): magic "CBCK1\0\0\0", five int32 config values,
+   int32 spec length, spec bytes, uint64 parameter count, float32 parameters. */
+static const char CK_MAGIC[8] = {'C', 'B', 'C', 'K', '1', 0, 0, 0};
+
+int model_save(const Model *m, const char *pe_spec, uint8_t **blob, size_t *size, char *err) {
+    int32_t hdr[6] = {m->cfg.n_layer, m->cfg.d_model, m->cfg.n_head, m->cfg.mlp_ratio,
+                      m->cfg.train_ctx, (int32_t)strlen(pe_spec)};
+    uint64_t np = m->n_params;
+    size_t total = sizeof CK_MAGIC + sizeof hdr + (size_t)hdr[5] + sizeof np + np * sizeof(float);
+    uint8_t *b = malloc(total), *p = b;
+    if (!b) return cb_error(err, CB_ENOMEM, "checkpoint: cannot allocate %zu bytes", total);
+    memcpy(p, CK_MAGIC, sizeof CK_MAGIC), p += sizeof CK_MAGIC;
+    memcpy(p, hdr, sizeof hdr), p += sizeof hdr;
+    memcpy(p, pe_spec, (size_t)hdr[5]), p += hdr[5];
+    memcpy(p, &np, sizeof np), p += sizeof np;
+    memcpy(p, m->params, np * sizeof(float));
+    *blob = b;
+    *size = total;
+    return CB_OK;
+}
+
+int model_load(Model *m, const uint8_t *blob, size_t size, char *err) {
+    int32_t hdr[6];
+    uint64_t np;
+    if (size < sizeof CK_MAGIC + sizeof hdr || memcmp(blob, CK_MAGIC, sizeof CK_MAGIC))
+        return cb_error(err, CB_EINPUT, "checkpoint: not a ctxbench checkpoint");
+    const uint8_t *p = blob + sizeof CK_MAGIC;
+    memcpy(hdr, p, sizeof hdr), p += sizeof hdr;
+    if (hdr[5] < 1 || hdr[5] > 1000 || (size_t)(p - blob) + (size_t)hdr[5] + sizeof np > size)
+        return cb_error(err, CB_EINPUT, "checkpoint: corrupt header");
+    char spec[1001];
+    memcpy(spec, p, (size_t)hdr[5]), p += hdr[5];
+    spec[hdr[5]] = '\0';
+    memcpy(&np, p, sizeof np), p += sizeof np;
+    ModelConfig cfg = {.n_layer = hdr[0], .d_model = hdr[1], .n_head = hdr[2], .mlp_ratio = hdr[3],
+                       .train_ctx = hdr[4]};
+    int rc = model_build(m, &cfg, spec, 0, err);
+    if (rc) return rc;
+    if (np != m->n_params || (size_t)(p - blob) + np * sizeof(float) != size) {
+        model_free(m);
+        return cb_error(err, CB_EINPUT, "checkpoint: parameter count does not match its config");
+    }
+    memcpy(m->params, p, np * sizeof(float));
+    return CB_OK;
+}

@@ -1,0 +1,120 @@
+/*
+ * model.h — a byte-level decoder-only pre-norm transformer with tied embeddings, its forward and
+ * backward passes, and AdamW.
+ *
+ * Dimension letters, used in every shape comment:
+ *   B batch, T context, C width (d_model), NH heads, HS head size (C / NH),
+ *   L layers, V vocabulary (256 bytes), F MLP width (mlp_ratio * C), P encoding parameters.
+ *
+ * Parameters, gradients, AdamW moments and activations each live in one contiguous block.
+ * One X-macro (CB_PARAM_TENSORS) lists the parameter tensors: it feeds sizes, pointers, names,
+ * weight-decay flags and the checkpoint format.
+ */
+#ifndef CB_MODEL_H
+#define CB_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "pe/pe.h"
+
+#define CB_VOCAB 256
+
+typedef struct {
+    int n_layer;   /* L */
+    int d_model;   /* C */
+    int n_head;    /* NH */
+    int mlp_ratio; /* F = mlp_ratio * C */
+    int train_ctx; /* the training context; the encoding is built for it */
+} ModelConfig;
+
+typedef struct {
+    int steps;
+    int batch;
+    int warmup;          /* linear warm-up steps */
+    double lr;           /* peak learning rate */
+    double min_lr_ratio; /* cosine decay ends at lr * min_lr_ratio */
+    double weight_decay;
+    double beta1, beta2, eps;
+    double grad_clip;    /* global-norm clip; <= 0 disables */
+} TrainConfig;
+
+/* X(name, shape-count expression, weight decay) — cfg-derived sizes use C, F, L, V, P. */
+#define CB_PARAM_TENSORS(X)              \
+    X(wte,      V * C,         1) /* (V, C) token embedding, tied with the output */ \
+    X(ln1w,     L * C,         0) /* (L, C) */ \
+    X(ln1b,     L * C,         0) /* (L, C) */ \
+    X(qkvw,     L * 3 * C * C, 1) /* (L, 3C, C) */ \
+    X(qkvb,     L * 3 * C,     0) /* (L, 3C) */ \
+    X(attprojw, L * C * C,     1) /* (L, C, C) */ \
+    X(attprojb, L * C,         0) /* (L, C) */ \
+    X(ln2w,     L * C,         0) /* (L, C) */ \
+    X(ln2b,     L * C,         0) /* (L, C) */ \
+    X(fcw,      L * F * C,     1) /* (L, F, C) */ \
+    X(fcb,      L * F,         0) /* (L, F) */ \
+    X(fcprojw,  L * C * F,     1) /* (L, C, F) */ \
+    X(fcprojb,  L * C,         0) /* (L, C) */ \
+    X(lnfw,     C,             0) /* (C) */ \
+    X(lnfb,     C,             0) /* (C) */ \
+    X(pe,       P,             -1) /* (P) the encoding's parameters; decay from the scheme */
+
+typedef struct {
+#define CB_X(name, count, decay) float *name;
+    CB_PARAM_TENSORS(CB_X)
+#undef CB_X
+} ParamTensors;
+
+typedef struct {
+    ModelConfig cfg;
+    PeModel pe;
+    size_t n_params;
+    float *params;  /* one block, ParamTensors point into it */
+    ParamTensors p;
+    float *grads;   /* NULL until training starts */
+    ParamTensors g;
+    float *adam_m, *adam_v;
+    int adam_t;
+    /* Training activations, sized for (B, T) on first use. */
+    float *acts;
+    size_t acts_floats;
+    int acts_B, acts_T;
+    float *dacts; /* scratch for backward */
+    size_t dacts_floats;
+} Model;
+
+/* Builds a model with freshly initialised parameters from `seed` and the encoding `pe_spec`.
+   Errors: CB_EINPUT (bad config or spec), CB_ENOMEM. On error the model is freed. */
+int model_build(Model *m, const ModelConfig *cfg, const char *pe_spec, uint64_t seed, char *err);
+void model_free(Model *m); /* no-op on a zeroed or freed model */
+
+/* Bytes of parameters (float32). */
+size_t model_param_bytes(const Model *m);
+/* Analytic bytes of activations: training at (B, T), or one evaluation forward at context n. */
+size_t model_train_act_bytes(const ModelConfig *cfg, int B, int T);
+size_t model_eval_act_bytes(const ModelConfig *cfg, int n);
+
+/* One training step on inputs/targets (B, T) bytes: forward, backward, clip, AdamW at `lr`.
+   Returns the mean loss in nats in *loss. CB_EDIVERGED if the loss or gradient is not finite. */
+int model_train_step(Model *m, const uint8_t *inputs, const uint8_t *targets, int B, int T,
+                     const TrainConfig *tc, double lr, float *loss, float *grad_norm, char *err);
+
+/* Learning rate at `step` (0-based): linear warm-up, then cosine decay to lr * min_lr_ratio. */
+double train_lr_at(const TrainConfig *tc, int step);
+
+/* Forward + backward only (no update), accumulating into grads after zeroing them: for gradient
+   checks. Returns the mean loss in nats. */
+int model_loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets, int B, int T,
+                        float *loss, char *err);
+
+/* Evaluation forward over one window of n input bytes: writes the loss in nats of predicting
+   targets[t] at every position t (n floats), or the logits (n, V) if logits != NULL.
+   Streams attention row by row: no n x n buffer. The encoding must be prepared for n. */
+int model_eval_window(Model *m, const uint8_t *inputs, const uint8_t *targets, int n,
+                      float *losses, float *logits, char *err);
+
+/* Checkpoint: the parameter block with a small header (config, spec). */
+int model_save(const Model *m, const char *pe_spec, uint8_t **blob, size_t *size, char *err);
+int model_load(Model *m, const uint8_t *blob, size_t size, char *err);
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * pe.h — the positional-encoding interface and its registry.
+ *
+ * A scheme is one file in src/pe/ and one line in the registry (pe.c). It is a const PeScheme of
+ * optional hooks, one per place an encoding can act (NULL = does nothing there):
+ *
+ *   embed   adds position vectors to the token embeddings before layer 1 (sinusoidal, learned)
+ *   qk      transforms q and k of every head per position (RoPE and its extensions)
+ *   bias    additive pre-softmax score b_h(i, j), added after the 1/sqrt(HS) scaling (ALiBi, T5)
+ *   relkv   key and value tables indexed by clipped j - i (Shaw; reserved)
+ *
+ * Every hook that depends on parameters has a backward that accumulates (+=) into pe->grads.
+ * The qk backward applies the transposed transform to dq and dk in place.
+ *
+ * A scheme is named by a spec string: NAME[:key=value,...], e.g. "rope:base=500000".
+ * Eval-time variants ("rope+yarn:factor=auto") parse into spec.variant; a scheme that has none
+ * refuses them in init.
+ *
+ * Shapes: T positions, C = d_model, NH heads, HS = head size (C = NH * HS).
+ */
+#ifndef CB_PE_H
+#define CB_PE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "core/core.h"
+
+#define PE_MAX_OPTS 16
+
+typedef struct {
+    char key[32];
+    char value[96];
+} PeOption;
+
+typedef struct {
+    char name[32];     /* scheme name, e.g. "rope" */
+    char variant[32];  /* eval-time variant after '+', "" if none */
+    PeOption opts[PE_MAX_OPTS];  /* options after ':' of the scheme */
+    int n_opts;
+    PeOption vopts[PE_MAX_OPTS]; /* options after ':' of the variant */
+    int n_vopts;
+} PeSpec;
+
+typedef struct {
+    int n_layer;
+    int n_head;    /* NH */
+    int head_size; /* HS */
+    int d_model;   /* C */
+    int train_ctx; /* L: the context the model is (or was) trained at */
+} PeDims;
+
+typedef struct PeScheme PeScheme;
+
+typedef struct PeModel {
+    const PeScheme *scheme;
+    PeSpec spec;
+    PeDims dims;
+    float *params; /* the scheme's parameters inside the model's block, NULL if it has none */
+    float *grads;  /* their gradients (same layout), NULL when not training */
+    void *state;   /* owned by the scheme: parsed options and caches */
+    int ctx;       /* largest context (positions 0..ctx-1) the caches are prepared for */
+} PeModel;
+
+/* What `ctxbench inspect` asks a scheme to print. */
+typedef struct {
+    int context;      /* positions / distances range over [0, context) */
+    int query;        /* query position for bias rows */
+    const int *positions; /* explicit positions for embedding rows / rotations */
+    int n_positions;
+} PeInspectArgs;
+
+struct PeScheme {
+    const char *name;
+    const char *summary; /* one line for `ctxbench list` */
+    const char *paper;   /* citation, e.g. "Su et al. 2021, arXiv:2104.09864" */
+
+    /* Parses pe->spec options into pe->state (allocated here). An unknown key, a bad value or an
+       unsupported variant gives CB_EINPUT and one line naming the key. */
+    int (*init)(PeModel *pe, char *err);
+    void (*destroy)(PeModel *pe); /* frees pe->state; safe on a failed init */
+    /* Writes the options in canonical form ("base=10000,pairing=interleaved"), all of them, defaults
+       included; "" for a scheme without options. */
+    void (*canonical)(const PeModel *pe, char *buf, size_t n);
+
+    size_t (*param_count)(const PeModel *pe);
+    void (*param_init)(PeModel *pe, Rng *rng); /* writes pe->params */
+    int param_decay; /* 1 if weight decay applies to its parameters */
+
+    /* Builds caches for positions 0..n-1. CB_EUNSUPPORTED with the reason when the scheme cannot
+       serve context n (a learned table shorter than n). */
+    int (*prepare)(PeModel *pe, int n, char *err);
+    /* Bytes of state the scheme holds at context n (caches and tables, not its parameters). */
+    size_t (*state_bytes)(const PeModel *pe, int n);
+
+    /* x (T, C) += PE(pos[t]) */
+    void (*embed_forward)(const PeModel *pe, float *x, const int *pos, int T);
+    /* grads += d/dparams given dx (T, C) */
+    void (*embed_backward)(PeModel *pe, const float *dx, const int *pos, int T);
+
+    /* qkv (T, stride): q at column 0, k at column C, each (NH, HS). Transforms q and k in place. */
+    void (*qk_forward)(const PeModel *pe, int layer, float *qkv, size_t stride, const int *pos, int T);
+    /* dqkv: the gradients w.r.t. transformed q and k in, w.r.t. the untransformed ones out. */
+    void (*qk_backward)(const PeModel *pe, int layer, float *dqkv, size_t stride, const int *pos, int T);
+
+    /* row[j - j0] += b_h(i, j) for keys j in [j0, j1), query i (j1 <= i + 1). */
+    void (*bias_row)(const PeModel *pe, int layer, int h, int i, int j0, int j1, float *row);
+    /* grads += sum over b, h, i, j<=i of dscores[b][h][i][j] * db_h(i,j)/dparams.
+       dscores (B, NH, T, T), the gradient w.r.t. the biased, scaled scores. */
+    void (*bias_backward)(PeModel *pe, int layer, const float *dscores, int B, int T);
+
+    /* Prints the scheme's positional quantities as CSV with a header line. */
+    int (*inspect)(const PeModel *pe, const PeInspectArgs *args, FILE *out, char *err);
+};
+
+/* Registry: NULL-terminated array of every scheme, and lookup by name (NULL if unknown). */
+const PeScheme *const *pe_all(void);
+const PeScheme *pe_find(const char *name);
+
+/* Parses "name[:k=v,...][+variant[:k=v,...]]" (whitespace-free). Syntax errors: CB_EINPUT. */
+int pe_spec_parse(const char *text, PeSpec *spec, char *err);
+
+/* Finds the scheme, copies spec and dims, runs init. On error pe is left destroyed. */
+int pe_create(PeModel *pe, const char *spec_text, const PeDims *dims, char *err);
+void pe_destroy(PeModel *pe); /* no-op on a zeroed or destroyed PeModel */
+
+/* Canonical spec string: "name:opts" (+ "+variant:vopts" for variants). */
+void pe_canonical(const PeModel *pe, char *buf, size_t n);
+
+/* Convenience wrappers that tolerate NULL hooks. */
+int pe_prepare(PeModel *pe, int n, char *err);
+size_t pe_param_count(const PeModel *pe);
+size_t pe_state_bytes(const PeModel *pe, int n);
+
+/* Option helpers for schemes: value lookup and typed parsing with one-line errors. */
+const char *pe_opt(const PeSpec *spec, const char *key); /* NULL if absent */
+/* Checks every option key is in the NULL-terminated list `known`; else CB_EINPUT naming it. */
+int pe_check_keys(const PeSpec *spec, const char *const *known, char *err);
+int pe_opt_double(const PeSpec *spec, const char *key, double def, double lo, double hi, double *out, char *err);
+int pe_opt_int(const PeSpec *spec, const char *key, long long def, long long lo, long long hi, int *out, char *err);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * sinusoidal.c — fixed sinusoidal absolute positions (Vaswani et al. 2017, "Attention Is All You
+ * Need", §3.5), added to the token embeddings before layer 1.
+ *
+ *   omega_t = base^(-2t/C),  t = 0 .. C/2-1
+ *   interleaved (paper):  PE[p, 2t] = sin(p omega_t),  PE[p, 2t+1]    = cos(p omega_t)
+ *   concat (Transformer-XL): PE[p, t] = sin(p omega_t), PE[p, t + C/2] = cos(p omega_t)
+ *
+ * No parameters. prepare caches the rows 0..n-1 as floats (computed in double).
+ */
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pe/pe.h"
+
+enum { LAYOUT_INTERLEAVED, LAYOUT_CONCAT };
+
+typedef struct {
+    double base;
+    int layout;
+    float *rows; /* (n, C) cached encodings */
+    int n;
+} SinState;
+
+/* Shortest %g that parses back to the same double, so canonical forms round-trip. */
+static void fmt_double(double x, char *buf, size_t n) {
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x) return;
+    }
+}
+
+static int sin_init(PeModel *pe, char *err) {
+    static const char *const keys[] = {"base", "layout", NULL};
+    const PeSpec *spec = &pe->spec;
+    if (spec->variant[0])
+        return cb_error(err, CB_EINPUT, "unknown eval-time variant '%s' for scheme 'sinusoidal'", spec->variant);
+    int rc = pe_check_keys(spec, keys, err);
+    if (rc) return rc;
+    if (pe->dims.d_model % 2)
+        return cb_error(err, CB_EINPUT, "sinusoidal: d_model must be even, got %d", pe->dims.d_model);
+    SinState *st = calloc(1, sizeof *st);
+    if (!st) return cb_error(err, CB_ENOMEM, "sinusoidal: out of memory");
+    pe->state = st;
+    rc = pe_opt_double(spec, "base", 10000.0, 1.0, 1e12, &st->base, err);
+    if (rc) return rc;
+    const char *layout = pe_opt(spec, "layout");
+    if (!layout || strcmp(layout, "interleaved") == 0) st->layout = LAYOUT_INTERLEAVED;
+    else if (strcmp(layout, "concat") == 0) st->layout = LAYOUT_CONCAT;
+    else
+        return cb_error(err, CB_EINPUT, "sinusoidal: option 'layout' must be interleaved or concat, got '%s'", layout);
+    return CB_OK;
+}
+
+static void sin_destroy(PeModel *pe) {
+    SinState *st = pe->state;
+    if (st) free(st->rows);
+    free(st);
+    pe->state = NULL;
+}
+
+static void sin_canonical(const PeModel *pe, char *buf, size_t n) {
+    const SinState *st = pe->state;
+    char base[40];
+    fmt_double(st->base, base, sizeof base);
+    snprintf(buf, n, "base=%s,layout=%s", base, st->layout == LAYOUT_CONCAT ? "concat" : "interleaved");
+}
+
+/* The encoding of position p, out (C). Shared by prepare and inspect. */
+static void sin_row(const SinState *st, int C, long p, float *out) {
+    int half = C / 2;
+    for (int t = 0; t < half; t++) {
+        double omega = pow(st->base, -2.0 * t / C);
+        double s = sin((double)p * omega), c = cos((double)p * omega);
+        if (st->layout == LAYOUT_INTERLEAVED) {
+            out[2 * t] = (float)s;
+            out[2 * t + 1] = (float)c;
+        } else {
+            out[t] = (float)s;
+            out[t + half] = (float)c;
+        }
+    }
+}
+
+static int sin_prepare(PeModel *pe, int n, char *err) {
+    SinState *st = pe->state;
+    int C = pe->dims.d_model;
+    size_t count;
+    if (size_mul((size_t)n, (size_t)C, &count) || count > SIZE_MAX / sizeof(float))
+        return cb_error(err, CB_EINPUT, "sinusoidal: context %d too large", n);
+    float *rows = malloc(count * sizeof *rows);
+    if (!rows) return cb_error(err, CB_ENOMEM, "sinusoidal: out of memory for %d cached rows", n);
+    for (int p = 0; p < n; p++) sin_row(st, C, p, rows + (size_t)p * C);
+    free(st->rows);
+    st->rows = rows;
+    st->n = n;
+    return CB_OK;
+}
+
+static size_t sin_state_bytes(const PeModel *pe, int n) {
+    return (size_t)n * (size_t)pe->dims.d_model * sizeof(float);
+}
+
+static void sin_embed_forward(const PeModel *pe, float *x, const int *pos, int T) {
+    const SinState *st = pe->state;
+    int C = pe->dims.d_model;
+    for (int t = 0; t < T; t++) {
+        assert(pos[t] >= 0 && pos[t] < st->n);
+        const float *r = st->rows + (size_t)pos[t] * C;
+        float *xt = x + (size_t)t * C;
+        for (int c = 0; c < C; c++) xt[c] += r[c];
+    }
+}
+
+static int sin_inspect(const PeModel *pe, const PeInspectArgs *args, FILE *out, char *err) {
+    static const int def_pos[] = {0, 1, 2, 10};
+    const SinState *st = pe->state;
+    int C = pe->dims.d_model;
+    const int *pos = args->n_positions > 0 ? args->positions : def_pos;
+    int np = args->n_positions > 0 ? args->n_positions : 4;
+    for (int k = 0; k < np; k++)
+        if (pos[k] < 0) return cb_error(err, CB_EINPUT, "sinusoidal: position %d is negative", pos[k]);
+    float *row = malloc((size_t)C * sizeof *row);
+    if (!row) return cb_error(err, CB_ENOMEM, "sinusoidal: out of memory");
+    fputs("quantity,head,i,j,value\n", out);
+    for (int k = 0; k < np; k++) {
+        sin_row(st, C, pos[k], row);
+        for (int c = 0; c < C; c++) fprintf(out, "pe,,%d,%d,%.9g\n", pos[k], c, row[c]);
+    }
+    free(row);
+    return ferror(out) ? cb_error(err, CB_EIO, "sinusoidal: writing the inspect output failed") : CB_OK;
+}
+
+const PeScheme pe_sinusoidal = {
+    .name = "sinusoidal",
+    .summary = "fixed sin/cos absolute positions added to the embeddings",
+    .paper = "Vaswani et al. 2017, arXiv:1706.03762",
+    .init = sin_init,
+    .destroy = sin_destroy,
+    .canonical = sin_canonical,
+    .prepare = sin_prepare,
+    .state_bytes = sin_state_bytes,
+    .embed_forward = sin_embed_forward,
+    .inspect = sin_inspect,
+};
