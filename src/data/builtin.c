@@ -16,7 +16,8 @@
  *
  * Everything is driven by the Rng from core.h with integer arithmetic (plus correctly rounded
  * IEEE divisions for the Zipf weights), so the same seed gives the same bytes on every machine.
- * The vocabulary comes from a fixed seed: every corpus seed speaks the same language.
+ * The vocabulary comes from a fixed seed: every corpus seed speaks the same language. Bytes are
+ * final once written, so a corpus of n bytes is a prefix of every longer one with the same seed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -131,6 +132,7 @@ typedef struct {
     Rng rng;
     WordClass cls[W_CLASSES];
     int past_tense;
+    int at_start; /* the next word starts a sentence */
     char ent[PARA_ENTITIES][ENTITY_CAP];
     int n_ent;
     char pool[POOL][ENTITY_CAP];
@@ -147,10 +149,20 @@ static void emit(Gen *g, const char *s, size_t len) {
 }
 
 static void emit_str(Gen *g, const char *s) { emit(g, s, strlen(s)); }
-static void emit_word(Gen *g, const char *s) {
-    emit(g, " ", 1);
-    emit_str(g, s);
+/* Emits a word (or several): after a space, except at the start of a sentence, where the first
+   letter is capitalised instead. */
+static void emit_word(Gen *g, const char *s, size_t len) {
+    if (!g->at_start) {
+        emit(g, " ", 1);
+        emit(g, s, len);
+        return;
+    }
+    g->at_start = 0;
+    char c = s[0] >= 'a' && s[0] <= 'z' ? (char)(s[0] - 'a' + 'A') : s[0];
+    emit(g, &c, 1);
+    emit(g, s + 1, len - 1);
 }
+static void emit_words(Gen *g, const char *s) { emit_word(g, s, strlen(s)); }
 static int chance(Gen *g, uint32_t percent) { return rng_below(&g->rng, 100) < percent; }
 
 #define PICK(g, arr) ((arr)[rng_below(&(g)->rng, COUNT(arr))])
@@ -158,8 +170,7 @@ static int chance(Gen *g, uint32_t percent) { return rng_below(&g->rng, 100) < p
 static void emit_content(Gen *g, int cls) {
     const WordClass *wc = &g->cls[cls];
     int i = zipf_pick(wc, &g->rng);
-    emit(g, " ", 1);
-    emit(g, wc->text[i], wc->len[i]);
+    emit_word(g, wc->text[i], wc->len[i]);
 }
 
 /* A verb in the paragraph's tense: "dorned" or "dorns". */
@@ -172,7 +183,7 @@ static void emit_verb(Gen *g) {
 static void emit_entity(Gen *g) {
     int i = (int)rng_below(&g->rng, (uint32_t)g->n_ent);
     if (i > 0 && chance(g, 40)) i = 0;
-    emit_word(g, g->ent[i]);
+    emit_words(g, g->ent[i]);
 }
 
 static void new_entity(Gen *g, char *name) {
@@ -190,14 +201,14 @@ static void emit_np(Gen *g, int depth, int subject) {
         return;
     }
     if (subject && chance(g, 10)) {
-        emit_word(g, PICK(g, pronouns));
+        emit_words(g, PICK(g, pronouns));
         return;
     }
-    emit_word(g, PICK(g, determiners));
+    emit_words(g, PICK(g, determiners));
     if (chance(g, 35)) emit_content(g, W_ADJ);
     emit_content(g, W_NOUN);
     if (depth == 0 && chance(g, 15)) {
-        emit_word(g, PICK(g, prepositions));
+        emit_words(g, PICK(g, prepositions));
         emit_np(g, depth + 1, 0);
     }
 }
@@ -209,13 +220,13 @@ static void emit_clause(Gen *g) {
     if (r < 50) {
         emit_np(g, 0, 0);
     } else if (r < 75) {
-        emit_word(g, PICK(g, prepositions));
+        emit_words(g, PICK(g, prepositions));
         emit_np(g, 0, 0);
     } else if (r < 90) {
         emit_content(g, W_ADV);
     }
     if (chance(g, 20)) {
-        emit_word(g, PICK(g, prepositions));
+        emit_words(g, PICK(g, prepositions));
         emit_np(g, 1, 0);
     }
 }
@@ -226,35 +237,36 @@ static void emit_template(Gen *g) {
     switch (rng_below(&g->rng, 5)) {
     case 0:
         snprintf(year, sizeof year, "%u,", 1000 + rng_below(&g->rng, 1000));
-        emit_str(g, " in the year");
-        emit_word(g, year);
+        emit_words(g, "in the year");
+        emit_words(g, year);
         emit_clause(g);
         break;
     case 1:
-        emit_str(g, " it is said that");
+        emit_words(g, "it is said that");
         emit_clause(g);
         break;
     case 2:
-        emit_str(g, " according to");
+        emit_words(g, "according to");
         emit_np(g, 1, 0);
-        emit_str(g, ", the");
+        emit_str(g, ",");
+        emit_words(g, "the");
         emit_content(g, W_NOUN);
-        emit_str(g, " is");
+        emit_words(g, "is");
         emit_content(g, W_ADJ);
         break;
     case 3:
         emit_np(g, 1, 1);
-        emit_str(g, " and");
+        emit_words(g, "and");
         emit_np(g, 1, 0);
         emit_verb(g);
-        emit_str(g, " together");
+        emit_words(g, "together");
         break;
     default:
-        emit_str(g, " nobody knew why the");
+        emit_words(g, "nobody knew why the");
         emit_content(g, W_NOUN);
-        emit_str(g, " of");
+        emit_words(g, "of");
         emit_np(g, 1, 0);
-        emit_str(g, " was so");
+        emit_words(g, "was so");
         emit_content(g, W_ADJ);
         break;
     }
@@ -295,26 +307,19 @@ static void emit_sentence(Gen *g, int first) {
     if (chance(g, 7) && pick_span(g, g->sent, g->n_sent, &sp)) {
         emit_copy(g, sp);
     } else {
-        /* Words are emitted with a leading space; the sentence's own one is dropped below. */
-        size_t body = g->pos;
+        g->at_start = 1;
         if (chance(g, 15)) {
             emit_template(g);
         } else {
             emit_clause(g);
             if (chance(g, 25)) {
                 emit_str(g, ",");
-                emit_word(g, PICK(g, conjunctions));
+                emit_words(g, PICK(g, conjunctions));
                 emit_clause(g);
             }
         }
         uint32_t r = rng_below(&g->rng, 100);
         emit_str(g, r < 85 ? "." : r < 93 ? "?" : "!");
-        if (g->pos > body) { /* drop the leading space, capitalise */
-            memmove(g->out + body, g->out + body + 1, g->pos - body - 1);
-            g->pos--;
-            uint8_t *c = g->out + body;
-            if (g->pos > body && *c >= 'a' && *c <= 'z') *c = (uint8_t)(*c - 'a' + 'A');
-        }
     }
     if (g->pos > start) push_span(g->sent, &g->n_sent, start, g->pos);
 }

@@ -6,7 +6,8 @@
  *
  * Sources:
  *   file:PATH             a file, or a directory whose regular files are read in sorted order
- *   builtin:NAME[:k=v]    a deterministic generated corpus (see data_builtin_names())
+ *   builtin:NAME[:k=v]    a deterministic generated corpus (see data_builtin_names()); options
+ *                         bytes=N (default 2 MiB) and seed=S (default 1), e.g. builtin:prose:bytes=1000000
  */
 #ifndef CB_DATA_H
 #define CB_DATA_H
@@ -37,7 +38,9 @@ int corpus_check_source(const char *source, char *err);
 int data_builtin_generate(const char *name, uint64_t seed, uint8_t *out, size_t n, char *err);
 const char *const *data_builtin_names(void); /* NULL-terminated */
 
-/* Draws B training windows of T+1 bytes from the training part: inputs (B, T), targets (B, T). */
+/* Draws B training windows of T+1 bytes from the training part: inputs (B, T), targets (B, T).
+   Starts are uniform in [0, train_n - T - 1], so targets never reach the held-out part.
+   Requires train_n >= T + 1 (a programmer error otherwise: the caller checks the sizes). */
 void corpus_sample_batch(const Corpus *c, Rng *rng, int B, int T, uint8_t *inputs, uint8_t *targets);
 
 #endif

@@ -10,6 +10,11 @@
  *   [train]   context, steps, batch, lr, warmup, min_lr_ratio, weight_decay, grad_clip,
  *             beta1, beta2                                    (each may be a list)
  *   [eval]    contexts (list), schemes (list of spec strings), tasks (list: perplexity)
+ *
+ * Integer lists accept ranges: "A-B" (step 1), "A-B+K" (step add K), "A-B*K" (multiply by K).
+ * A long list continues on indented lines. In a scheme list an item "k=v" continues the spec
+ * before it, so "rope:base=1e6,fraction=0.5, alibi" is two specs. Lists keep the order written;
+ * absent contexts default to L, 2L, 4L, 8L, 16L for every training context L (ascending).
  */
 #ifndef CB_SUITE_H
 #define CB_SUITE_H
@@ -21,6 +26,9 @@
 #include "model/model.h"
 
 #define SUITE_MAX_LIST 64
+/* suite_expand refuses grids larger than these (CB_EINPUT) instead of allocating them. */
+#define SUITE_MAX_EXPERIMENTS ((size_t)1 << 20)
+#define SUITE_MAX_CASES ((size_t)1 << 24)
 
 typedef struct {
     char path[512];
@@ -79,7 +87,11 @@ int suite_load_string(Suite *s, const char *path, const char *text, char *err);
 void suite_free(Suite *s);
 
 /* Expands the grid. Experiments vary slowest; within one, tasks then contexts ascending, with the
-   training context always included first so ratios to it can be computed. Caller frees both. */
+   training context always included first so ratios to it can be computed. Caller frees both.
+   Experiment order, outermost first: layers, d_model, heads, mlp_ratio, context, steps, batch,
+   warmup, lr, min_lr_ratio, weight_decay, grad_clip, beta1, beta2, scheme, seed (seeds of one
+   configuration sit next to each other). Grids past SUITE_MAX_EXPERIMENTS / SUITE_MAX_CASES are
+   refused with CB_EINPUT before anything is allocated; *exps and *cases are NULL on error. */
 int suite_expand(const Suite *s, Experiment **exps, size_t *n_exps, Case **cases, size_t *n_cases,
                  char *err);
 

@@ -94,6 +94,7 @@ static void rope_canonical(const PeModel *pe, char *buf, size_t n) {
 
 static int rope_prepare(PeModel *pe, int n, char *err) {
     RopeState *st = pe->state;
+    if (st->n == n) return CB_OK; /* already built */
     size_t np = (size_t)st->d_rot / 2, count;
     if (size_mul((size_t)n, np, &count) || count > SIZE_MAX / sizeof(float))
         return cb_error(err, CB_EINPUT, "rope: context %d too large", n);
@@ -123,29 +124,35 @@ static size_t rope_state_bytes(const PeModel *pe, int n) {
     return 2 * (size_t)n * np * sizeof(float) + np * sizeof(double);
 }
 
-/* Rotates q and k of every head of every row by +phi (sign = 1) or -phi (sign = -1). */
-static void rope_apply(const PeModel *pe, float *qkv, size_t stride, const int *pos, int T, float sign) {
+/* Rotates one head's pairs (a[t], b[t]) by the cached angles; s_sign -1 rotates backwards.
+   Interleaved pairs are a = x, b = x + 1 with step 2; half pairs a = x, b = x + np with step 1. */
+static inline void rotate_pairs(float *x, int np, int step, int off, const float *cs, const float *sn,
+                                float s_sign) {
+    for (int t = 0; t < np; t++) {
+        float a = x[t * step], b = x[t * step + off];
+        float c = cs[t], s = s_sign * sn[t];
+        x[t * step] = a * c - b * s;
+        x[t * step + off] = a * s + b * c;
+    }
+}
+
+/* Rotates q and k of every head of every row by +phi (s_sign = 1) or -phi (s_sign = -1). */
+static void rope_apply(const PeModel *pe, float *qkv, size_t stride, const int *pos, int T, float s_sign) {
     const RopeState *st = pe->state;
     int NH = pe->dims.n_head, HS = pe->dims.head_size, C = pe->dims.d_model;
     int np = st->d_rot / 2;
-    /* Pair t is (x[t * ea], x[t * ea + eb]): interleaved ea=2, eb=1; half ea=1, eb=np. */
-    int ea = st->pairing == PAIR_INTERLEAVED ? 2 : 1;
-    int eb = st->pairing == PAIR_INTERLEAVED ? 1 : np;
+    int interleaved = st->pairing == PAIR_INTERLEAVED;
     for (int r = 0; r < T; r++) {
         assert(pos[r] >= 0 && pos[r] < st->n);
         const float *cs = st->cos_c + (size_t)pos[r] * np;
         const float *sn = st->sin_c + (size_t)pos[r] * np;
         float *row = qkv + (size_t)r * stride;
-        for (int part = 0; part < 2; part++) /* q at column 0, k at column C */
-            for (int h = 0; h < NH; h++) {
-                float *x = row + (size_t)part * C + (size_t)h * HS;
-                for (int t = 0; t < np; t++) {
-                    float a = x[t * ea], b = x[t * ea + eb];
-                    float c = cs[t], s = sign * sn[t];
-                    x[t * ea] = a * c - b * s;
-                    x[t * ea + eb] = a * s + b * c;
-                }
-            }
+        for (int h = 0; h < 2 * NH; h++) { /* q heads at column 0, then k heads at column C */
+            float *x = row + (size_t)(h / NH) * C + (size_t)(h % NH) * HS;
+            /* constant strides per call so the compiler can vectorise each form */
+            if (interleaved) rotate_pairs(x, np, 2, 1, cs, sn, s_sign);
+            else rotate_pairs(x, np, 1, np, cs, sn, s_sign);
+        }
     }
 }
 

@@ -86,6 +86,7 @@ static void sin_row(const SinState *st, int C, long p, float *out) {
 
 static int sin_prepare(PeModel *pe, int n, char *err) {
     SinState *st = pe->state;
+    if (st->n == n) return CB_OK; /* already built */
     int C = pe->dims.d_model;
     size_t count;
     if (size_mul((size_t)n, (size_t)C, &count) || count > SIZE_MAX / sizeof(float))

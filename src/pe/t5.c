@@ -23,8 +23,9 @@ typedef struct {
     int buckets, max_distance;
     int *bucket; /* (n) bucket of distance i - j */
     int n;
-    double *acc; /* (NH, buckets) scratch of bias_backward */
 } T5State;
+
+#define T5_MAX_BUCKETS 1024 /* bias_backward keeps one accumulator per bucket on the stack */
 
 /* The unidirectional bucket of distance n >= 0; the log branch only runs for n >= max_exact. */
 static int t5_bucket(int n, int buckets, int max_distance) {
@@ -45,15 +46,13 @@ static int t5_init(PeModel *pe, char *err) {
     T5State *st = calloc(1, sizeof *st);
     if (!st) return cb_error(err, CB_ENOMEM, "t5: out of memory");
     pe->state = st;
-    rc = pe_opt_int(spec, "buckets", 32, 2, 4096, &st->buckets, err);
+    rc = pe_opt_int(spec, "buckets", 32, 2, T5_MAX_BUCKETS, &st->buckets, err);
     if (rc) return rc;
     rc = pe_opt_int(spec, "max_distance", 128, st->buckets / 2 + 1, (long long)CB_MAX_CONTEXT, &st->max_distance, err);
     if (rc) return rc;
     if (st->max_distance <= st->buckets / 2) /* the default 128 with many buckets */
         return cb_error(err, CB_EINPUT, "t5: option 'max_distance' must exceed buckets/2 = %d, got %d",
                         st->buckets / 2, st->max_distance);
-    st->acc = malloc((size_t)pe->dims.n_head * (size_t)st->buckets * sizeof *st->acc);
-    if (!st->acc) return cb_error(err, CB_ENOMEM, "t5: out of memory");
     return CB_OK;
 }
 
@@ -61,7 +60,6 @@ static void t5_destroy(PeModel *pe) {
     T5State *st = pe->state;
     if (st) {
         free(st->bucket);
-        free(st->acc);
     }
     free(st);
     pe->state = NULL;
@@ -85,6 +83,7 @@ static void t5_param_init(PeModel *pe, Rng *rng) {
 
 static int t5_prepare(PeModel *pe, int n, char *err) {
     T5State *st = pe->state;
+    if (st->n == n) return CB_OK; /* already built */
     int *b = malloc((size_t)n * sizeof *b);
     if (!b) return cb_error(err, CB_ENOMEM, "t5: out of memory for the bucket cache at context %d", n);
     for (int d = 0; d < n; d++) b[d] = t5_bucket(d, st->buckets, st->max_distance);
@@ -95,8 +94,8 @@ static int t5_prepare(PeModel *pe, int n, char *err) {
 }
 
 static size_t t5_state_bytes(const PeModel *pe, int n) {
-    const T5State *st = pe->state;
-    return (size_t)n * sizeof(int) + (size_t)pe->dims.n_head * (size_t)st->buckets * sizeof(double);
+    (void)pe;
+    return (size_t)n * sizeof(int);
 }
 
 static void t5_bias_row(const PeModel *pe, int layer, int h, int i, int j0, int j1, float *row) {
@@ -113,7 +112,7 @@ static void t5_bias_row(const PeModel *pe, int layer, int h, int i, int j0, int 
    fixed order into its own double accumulators, so the result does not depend on threads. */
 static void t5_bias_backward(PeModel *pe, int layer, const float *dscores, int B, int T) {
     (void)layer;
-    T5State *st = pe->state;
+    const T5State *st = pe->state;
     int NH = pe->dims.n_head, NB = st->buckets;
     const int *bk = st->bucket;
     assert(T <= st->n);
@@ -121,7 +120,7 @@ static void t5_bias_backward(PeModel *pe, int layer, const float *dscores, int B
 #pragma omp parallel for schedule(static)
 #endif
     for (int h = 0; h < NH; h++) {
-        double *acc = st->acc + (size_t)h * NB;
+        double acc[T5_MAX_BUCKETS];
         for (int k = 0; k < NB; k++) acc[k] = 0.0;
         for (int b = 0; b < B; b++)
             for (int i = 0; i < T; i++) {

@@ -26,7 +26,9 @@
 #define CB_GIT_REV "unknown"
 #endif
 #ifndef CB_COMPILER
-#ifdef __VERSION__
+#if defined(__GNUC__) && !defined(__clang__)
+#define CB_COMPILER "GNU " __VERSION__
+#elif defined(__VERSION__)
 #define CB_COMPILER __VERSION__
 #else
 #define CB_COMPILER "unknown"
@@ -625,6 +627,8 @@ done:
    files), to transaction control and to pragmas that set something, so those are denied here. */
 static int query_authorizer(void *denied, int action, const char *a1, const char *a2,
                             const char *dbname, const char *trigger) {
+    (void)dbname;
+    (void)trigger;
     static const char *const readable_with_argument[] = {
         "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
         "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check",
@@ -674,6 +678,8 @@ static char *cell_text(sqlite3_stmt *s, int i, int csv) {
                 if (strtod(buf, NULL) == v) break;
             }
         }
+        /* Keep a REAL recognisable as one, as SQLite itself prints it: 2.0, not 2. */
+        if (!strpbrk(buf, ".eEni")) strncat(buf, ".0", sizeof buf - strlen(buf) - 1);
         return cb_strdup(buf);
     }
     case SQLITE_BLOB:
@@ -744,17 +750,20 @@ static int print_csv(Store *st, sqlite3_stmt *s, FILE *out, char *err) {
     return CB_OK;
 }
 
-/* Reads every row first so that each column is as wide as its widest cell; numbers are aligned
-   right, text left, NULL shows as "NULL". */
+/* Reads every row first so that each column is as wide as its widest cell. A column whose cells
+   are all numbers (or NULL) is aligned right, header included; NULL shows as "NULL". */
 static int print_table(Store *st, sqlite3_stmt *s, FILE *out, char *err) {
     int ncol = sqlite3_column_count(s);
     if (ncol == 0) return CB_OK;
     size_t *width = calloc((size_t)ncol, sizeof *width);
-    char **cells = NULL;      /* (rows, ncol) */
-    unsigned char *right = NULL; /* (rows, ncol): 1 = a number */
+    unsigned char *text = calloc((size_t)ncol, 1); /* 1 = the column holds some text */
+    char **cells = NULL;                            /* (rows, ncol) */
     size_t rows = 0, cap = 0;
     int status = CB_OK, rc;
-    if (!width) return cb_error(err, CB_ENOMEM, "query: out of memory");
+    if (!width || !text) {
+        status = cb_error(err, CB_ENOMEM, "query: out of memory");
+        goto done;
+    }
     for (int j = 0; j < ncol; j++) width[j] = text_width(sqlite3_column_name(s, j));
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (rows == cap) {
@@ -764,63 +773,53 @@ static int print_table(Store *st, sqlite3_stmt *s, FILE *out, char *err) {
                 goto done;
             }
             char **nc = realloc(cells, bytes);
-            if (nc) cells = nc;
-            unsigned char *nr = nc ? realloc(right, ncap * (size_t)ncol) : NULL;
-            if (nr) right = nr;
-            if (!nc || !nr) {
+            if (!nc) {
                 status = cb_error(err, CB_ENOMEM, "query: out of memory at row %zu", rows);
                 goto done;
             }
+            cells = nc;
             cap = ncap;
         }
+        char **row = cells + rows * (size_t)ncol;
+        for (int j = 0; j < ncol; j++) row[j] = NULL;
+        rows++;
         for (int j = 0; j < ncol; j++) {
             int type = sqlite3_column_type(s, j);
             char *v = type == SQLITE_NULL ? cb_strdup("NULL") : cell_text(s, j, 0);
-            cells[rows * ncol + j] = v;
-            right[rows * ncol + j] = type == SQLITE_INTEGER || type == SQLITE_FLOAT;
             if (!v) {
-                for (int k = j + 1; k < ncol; k++) cells[rows * ncol + k] = NULL;
-                rows++;
                 status = cb_error(err, CB_ENOMEM, "query: out of memory");
                 goto done;
             }
+            row[j] = v;
+            if (type == SQLITE_TEXT || type == SQLITE_BLOB) text[j] = 1;
             flatten(v);
             size_t w = text_width(v);
             if (w > width[j]) width[j] = w;
         }
-        rows++;
     }
     if (rc != SQLITE_DONE) {
         status = cb_error(err, CB_EDB, "query: %s", sqlite3_errmsg(st->db));
         goto done;
     }
-    for (int j = 0; j < ncol; j++) {
-        const char *name = sqlite3_column_name(s, j);
-        if (j) fputs("  ", out);
-        fputs(name, out);
-        if (j + 1 < ncol) pad(out, width[j] - text_width(name));
-    }
-    fputc('\n', out);
-    for (int j = 0; j < ncol; j++) {
-        if (j) fputs("  ", out);
-        for (size_t k = 0; k < width[j]; k++) fputc('-', out);
-    }
-    fputc('\n', out);
-    for (size_t i = 0; i < rows; i++) {
+    for (size_t i = 0; i <= rows + 1; i++) {
         for (int j = 0; j < ncol; j++) {
-            const char *v = cells[i * ncol + j];
-            size_t gap = width[j] - text_width(v);
             if (j) fputs("  ", out);
-            if (right[i * ncol + j]) pad(out, gap);
+            if (i == 1) {
+                for (size_t k = 0; k < width[j]; k++) fputc('-', out);
+                continue;
+            }
+            const char *v = i == 0 ? sqlite3_column_name(s, j) : cells[(i - 2) * ncol + j];
+            size_t gap = width[j] - text_width(v);
+            if (!text[j]) pad(out, gap);
             fputs(v, out);
-            if (!right[i * ncol + j] && j + 1 < ncol) pad(out, gap);
+            if (text[j] && j + 1 < ncol) pad(out, gap);
         }
         fputc('\n', out);
     }
 done:
     for (size_t i = 0; i < rows * (size_t)ncol; i++) free(cells[i]);
     free(cells);
-    free(right);
+    free(text);
     free(width);
     return status;
 }

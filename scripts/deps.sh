@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs, from Debian's archive, whatever ctxbench needs that this machine lacks. Run as root.
+set -euo pipefail
+packages=(gcc make cmake pkg-config git sqlite3 libsqlite3-dev libcriterion-dev
+          libopenblas-openmp-dev libinih-dev nettle-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
