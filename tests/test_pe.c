@@ -211,7 +211,7 @@ Test(sinusoidal, embed_forward_adds_the_inspected_row_and_every_row_has_squared_
     enum { C = 32, T = 5 };
     static const int pos[T] = {0, 7, 3, 63, 8};
     TestPe tp;
-    make_pe(&tp, "sinusoidal", 4, 8, 64);
+    make_pe(&tp, "sinusoidal:embed_scale=1", 4, 8, 64);
     float x[T * C];
     for (int k = 0; k < T * C; k++) x[k] = 0.25f;
     tp.pe.scheme->embed_forward(&tp.pe, x, pos, T);
@@ -225,6 +225,26 @@ Test(sinusoidal, embed_forward_adds_the_inspected_row_and_every_row_has_squared_
         }
         assert_close(norm2, C / 2.0, 1e-5, "||PE[pos]||^2");
     }
+    free(csv.rows);
+    free_pe(&tp);
+}
+
+Test(sinusoidal, default_scales_token_embeddings_by_the_square_root_of_the_width_and_back) {
+    enum { C = 32, T = 3 };
+    static const int pos[T] = {0, 5, 9};
+    TestPe tp;
+    make_pe(&tp, "sinusoidal", 4, 8, 64);
+    float x[T * C], dx[T * C];
+    for (int k = 0; k < T * C; k++) x[k] = 0.25f, dx[k] = 1.0f;
+    tp.pe.scheme->embed_forward(&tp.pe, x, pos, T);
+    Csv csv = inspect_csv(&tp.pe, 64, 0, pos, T);
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++)
+            assert_close(x[t * C + c] - 0.25 * sqrt(C), csv_get(&csv, "pe", -1, pos[t], c), 1e-5,
+                         "embed_forward minus scaled input");
+    /* The map is x -> sqrt(C) x + PE, so its transpose scales the gradient by sqrt(C). */
+    tp.pe.scheme->embed_backward(&tp.pe, dx, pos, T);
+    for (int k = 0; k < T * C; k++) assert_close(dx[k], sqrt(C), 1e-5, "embed_backward");
     free(csv.rows);
     free_pe(&tp);
 }
@@ -760,8 +780,8 @@ Test(spec, canonical_forms_list_every_option_and_round_trip) {
         const char *spec, *canon;
     } cases[] = {
         {"nope", "nope"},
-        {"sinusoidal", "sinusoidal:base=10000,layout=interleaved"},
-        {"sinusoidal:layout=concat,base=1e4", "sinusoidal:base=10000,layout=concat"},
+        {"sinusoidal", "sinusoidal:base=10000,embed_scale=sqrt,layout=interleaved"},
+        {"sinusoidal:layout=concat,base=1e4,embed_scale=1", "sinusoidal:base=10000,embed_scale=1,layout=concat"},
         {"learned:rows=96", "learned:rows=96"},
         {"rope", "rope:base=10000,fraction=1,pairing=half"},
         {"rope:pairing=interleaved,base=500000,fraction=0.25", "rope:base=500000,fraction=0.25,pairing=interleaved"},

@@ -171,7 +171,7 @@ typedef struct {
 
 static void print_summary(FILE *out, const Experiment *exps, size_t n_exps, const Cell *cells,
                           size_t n_cells, const int *ctxs, int n_ctxs, int multi_seed) {
-    fprintf(out, "\nbits per byte on held-out text (lower is better); ratio = last context / training context\n");
+    fprintf(out, "\nbits per byte on held-out text (lower is better); ratio = largest context / training context\n");
     fprintf(out, "%-28s", "scheme");
     for (int k = 0; k < n_ctxs; k++) fprintf(out, " %9d", ctxs[k]);
     fprintf(out, " %9s\n", "ratio");
@@ -191,7 +191,7 @@ static void print_summary(FILE *out, const Experiment *exps, size_t n_exps, cons
             else if (!strcmp(hit->status, "ok")) {
                 fprintf(out, " %9.3f", hit->bpb);
                 if (ctxs[k] == exps[e].model.train_ctx) at_train = hit->bpb;
-                at_last = hit->bpb;
+                if (k == n_ctxs - 1) at_last = hit->bpb;
             } else fprintf(out, " %9s", !strcmp(hit->status, "unsupported") ? "unsup" : hit->status);
         }
         if (isfinite(at_train) && isfinite(at_last)) fprintf(out, " %9.2f\n", at_last / at_train);

@@ -333,7 +333,7 @@ static void backward_train(Model *m, const Acts *a, const DActs *d, const uint8_
         layernorm_backward(d->dres, g->ln1w + l * C, g->ln1b + l * C, d->dln, resid, m->p.ln1w + l * C,
                            a->ln1_mean + l * BT, a->ln1_rstd + l * BT, BT, C);
     }
-    if (sc->embed_backward && m->pe.grads)
+    if (sc->embed_backward)
         for (int b = 0; b < B; b++) sc->embed_backward(&m->pe, d->dres + (size_t)b * T * C, pos, T);
     /* Token rows are shared between positions: accumulate serially in a fixed order. */
     for (size_t n = 0; n < BT; n++) {

@@ -75,7 +75,7 @@ static void learned_embed_forward(const PeModel *pe, float *x, const int *pos, i
 }
 
 /* Serial on purpose: two tokens at the same position add into the same row. */
-static void learned_embed_backward(PeModel *pe, const float *dx, const int *pos, int T) {
+static void learned_embed_backward(PeModel *pe, float *dx, const int *pos, int T) {
     int C = pe->dims.d_model;
     for (int t = 0; t < T; t++) {
         float *g = pe->grads + (size_t)pos[t] * C;

@@ -93,10 +93,11 @@ struct PeScheme {
     /* Bytes of state the scheme holds at context n (caches and tables, not its parameters). */
     size_t (*state_bytes)(const PeModel *pe, int n);
 
-    /* x (T, C) += PE(pos[t]) */
+    /* x (T, C) = f(x, pos): usually x += PE(pos[t]); may also scale the token embeddings. */
     void (*embed_forward)(const PeModel *pe, float *x, const int *pos, int T);
-    /* grads += d/dparams given dx (T, C) */
-    void (*embed_backward)(PeModel *pe, const float *dx, const int *pos, int T);
+    /* Given dx (T, C) w.r.t. the output: grads += d/dparams (when pe->grads is set), and dx is
+       replaced in place by the gradient w.r.t. the input token embeddings. */
+    void (*embed_backward)(PeModel *pe, float *dx, const int *pos, int T);
 
     /* qkv (T, stride): q at column 0, k at column C, each (NH, HS). Transforms q and k in place. */
     void (*qk_forward)(const PeModel *pe, int layer, float *qkv, size_t stride, const int *pos, int T);

@@ -6,6 +6,8 @@
  *   interleaved (paper):  PE[p, 2t] = sin(p omega_t),  PE[p, 2t+1]    = cos(p omega_t)
  *   concat (Transformer-XL): PE[p, t] = sin(p omega_t), PE[p, t + C/2] = cos(p omega_t)
  *
+ * The paper feeds E[token] * sqrt(C) + PE[pos] to layer 1 (§3.4): option embed_scale=sqrt
+ * (default) does that, embed_scale=1 adds PE to the unscaled embeddings.
  * No parameters. prepare caches the rows 0..n-1 as floats (computed in double).
  */
 #include <assert.h>
@@ -20,6 +22,7 @@ enum { LAYOUT_INTERLEAVED, LAYOUT_CONCAT };
 typedef struct {
     double base;
     int layout;
+    int sqrt_scale; /* token embeddings multiplied by sqrt(C) */
     float *rows; /* (n, C) cached encodings */
     int n;
 } SinState;
@@ -33,7 +36,7 @@ static void fmt_double(double x, char *buf, size_t n) {
 }
 
 static int sin_init(PeModel *pe, char *err) {
-    static const char *const keys[] = {"base", "layout", NULL};
+    static const char *const keys[] = {"base", "embed_scale", "layout", NULL};
     const PeSpec *spec = &pe->spec;
     if (spec->variant[0])
         return cb_error(err, CB_EINPUT, "unknown eval-time variant '%s' for scheme 'sinusoidal'", spec->variant);
@@ -51,6 +54,11 @@ static int sin_init(PeModel *pe, char *err) {
     else if (strcmp(layout, "concat") == 0) st->layout = LAYOUT_CONCAT;
     else
         return cb_error(err, CB_EINPUT, "sinusoidal: option 'layout' must be interleaved or concat, got '%s'", layout);
+    const char *scale = pe_opt(spec, "embed_scale");
+    if (!scale || strcmp(scale, "sqrt") == 0) st->sqrt_scale = 1;
+    else if (strcmp(scale, "1") == 0) st->sqrt_scale = 0;
+    else
+        return cb_error(err, CB_EINPUT, "sinusoidal: option 'embed_scale' must be sqrt or 1, got '%s'", scale);
     return CB_OK;
 }
 
@@ -65,7 +73,8 @@ static void sin_canonical(const PeModel *pe, char *buf, size_t n) {
     const SinState *st = pe->state;
     char base[40];
     fmt_double(st->base, base, sizeof base);
-    snprintf(buf, n, "base=%s,layout=%s", base, st->layout == LAYOUT_CONCAT ? "concat" : "interleaved");
+    snprintf(buf, n, "base=%s,embed_scale=%s,layout=%s", base, st->sqrt_scale ? "sqrt" : "1",
+             st->layout == LAYOUT_CONCAT ? "concat" : "interleaved");
 }
 
 /* The encoding of position p, out (C). Shared by prepare and inspect. */
@@ -107,12 +116,21 @@ static size_t sin_state_bytes(const PeModel *pe, int n) {
 static void sin_embed_forward(const PeModel *pe, float *x, const int *pos, int T) {
     const SinState *st = pe->state;
     int C = pe->dims.d_model;
+    float scale = st->sqrt_scale ? sqrtf((float)C) : 1.0f;
     for (int t = 0; t < T; t++) {
         assert(pos[t] >= 0 && pos[t] < st->n);
         const float *r = st->rows + (size_t)pos[t] * C;
         float *xt = x + (size_t)t * C;
-        for (int c = 0; c < C; c++) xt[c] += r[c];
+        for (int c = 0; c < C; c++) xt[c] = xt[c] * scale + r[c];
     }
+}
+
+static void sin_embed_backward(PeModel *pe, float *dx, const int *pos, int T) {
+    (void)pos;
+    const SinState *st = pe->state;
+    if (!st->sqrt_scale) return;
+    float scale = sqrtf((float)pe->dims.d_model);
+    for (size_t i = 0; i < (size_t)T * pe->dims.d_model; i++) dx[i] *= scale;
 }
 
 static int sin_inspect(const PeModel *pe, const PeInspectArgs *args, FILE *out, char *err) {
@@ -144,5 +162,6 @@ const PeScheme pe_sinusoidal = {
     .prepare = sin_prepare,
     .state_bytes = sin_state_bytes,
     .embed_forward = sin_embed_forward,
+    .embed_backward = sin_embed_backward,
     .inspect = sin_inspect,
 };
