@@ -113,7 +113,7 @@ Test(layers, attention_backward_matches_finite_differences_with_and_without_a_bi
         float dqkv[B * T * 3 * C], ds[B * NH * T * T];
         fill(qkv, B * T * 3 * C, &rng, 1.0f), fill(wo, B * T * C, &rng, 1.0f);
         attention_forward(out, att, qkv, &pe, 0, B, T, C, NH);
-        attention_backward(dqkv, ds, wo, qkv, att, B, T, C, NH);
+        attention_backward(dqkv, ds, wo, qkv, att, &pe, 0, B, T, C, NH);
         for (size_t i = 0; i < B * T * 3 * C; i++) {
             float keep = qkv[i], h = 1e-2f;
             qkv[i] = keep + h;
@@ -379,7 +379,7 @@ Test(kernels, openmp_kernels_equal_their_serial_twins_at_one_and_two_threads) {
         cr_assert(!memcmp(y1, y2, sizeof y1) && !memcmp(a1, a2, sizeof a1), "attention differs at %d threads", threads);
         /* The streaming evaluation kernel agrees with the training kernel on one sequence. */
         float *scratch = malloc(sizeof(float) * T * omp_get_max_threads());
-        attention_eval(y2, scratch, qkv, &pe, 0, T, C, NH);
+        attention_eval(y2, scratch, qkv, NULL, &pe, 0, T, C, NH);
         for (int i = 0; i < T * C; i++)
             cr_assert(fabsf(y2[i] - y1[i]) < 1e-6f, "attention_eval[%d] = %g, training kernel %g", i, y2[i], y1[i]);
         free(scratch);
@@ -397,7 +397,7 @@ Test(model, checkpoint_round_trip_gives_identical_losses) {
     uint8_t *blob;
     size_t size;
     cr_assert_eq(model_save(&m, "learned", &blob, &size, err), CB_OK, "%s", err);
-    cr_assert_eq(model_load(&r, blob, size, err), CB_OK, "%s", err);
+    cr_assert_eq(model_load(&r, blob, size, NULL, err), CB_OK, "%s", err);
     uint8_t x[T + 1];
     random_bytes(x, T + 1, 25);
     float l1[T], l2[T];
@@ -405,7 +405,7 @@ Test(model, checkpoint_round_trip_gives_identical_losses) {
     model_eval_window(&r, x, x + 1, T, l2, NULL, err);
     cr_assert(!memcmp(l1, l2, sizeof l1), "losses differ after a checkpoint round trip");
     blob[0] = 'X';
-    cr_assert_eq(model_load(&r, blob, size, err), CB_EINPUT, "a corrupt checkpoint was accepted");
+    cr_assert_eq(model_load(&r, blob, size, NULL, err), CB_EINPUT, "a corrupt checkpoint was accepted");
     free(blob);
     model_free(&m);
 }

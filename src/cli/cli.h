@@ -14,6 +14,10 @@ int cmd_list(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_nightly(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 /* 1 if argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);

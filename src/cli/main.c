@@ -17,6 +17,11 @@ static const char USAGE[] =
     "  runs [--db FILE]                      past runs\n"
     "  query SQL [--db FILE] [--csv]         a read-only SQL query\n"
     "  inspect SCHEME [options]              an encoding's positional quantities, as CSV\n"
+    "  report [RUN] [--format F] [--out FILE]\n"
+    "                                        a run as text, md, csv, json or an HTML page\n"
+    "  compare BASE NEW | --last SUITE       changes between two runs; exit 1 on a regression\n"
+    "  nightly SUITE [--db FILE]             run, compare with the previous run, write the report\n"
+    "  prune --keep N [--db FILE]            remove all but the newest N runs\n"
     "\n"
     "Run 'ctxbench COMMAND --help' for a command's options.\n";
 
@@ -45,6 +50,8 @@ int main(int argc, char **argv) {
     } commands[] = {
         {"run", cmd_run}, {"list", cmd_list}, {"runs", cmd_runs},
         {"query", cmd_query}, {"inspect", cmd_inspect},
+        {"report", cmd_report}, {"compare", cmd_compare}, {"nightly", cmd_nightly},
+        {"prune", cmd_prune},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);

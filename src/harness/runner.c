@@ -95,14 +95,15 @@ static int eval_work(void *argp, ChildMsg *msg) {
     const EvalArg *arg = argp;
     char err[CB_ERR_LEN] = "";
     Model m;
-    int rc = model_load(&m, arg->weights, arg->weights_size, err);
+    const char *variant = arg->c->variant[0] ? arg->c->variant : NULL;
+    int rc = model_load(&m, arg->weights, arg->weights_size, variant, err);
     if (rc) {
         msg_status(msg, "failed", err);
         return 0;
     }
     int n = arg->c->context;
     msg_scalar(msg, "param_bytes", (double)model_param_bytes(&m));
-    msg_scalar(msg, "act_bytes", (double)model_eval_act_bytes(&m.cfg, n));
+    msg_scalar(msg, "act_bytes", (double)model_eval_act_bytes(&m, n));
     rc = pe_prepare(&m.pe, n, err);
     if (rc) {
         msg_status(msg, rc == CB_EUNSUPPORTED ? "unsupported" : "failed", err);
@@ -161,36 +162,37 @@ static void config_json(const Experiment *e, char *model, size_t mn, char *train
              t->beta2, t->eps, t->grad_clip);
 }
 
-/* One cell of the summary table. */
+/* One cell of the summary table: a row is one model evaluated with one spec. */
 typedef struct {
-    int row;        /* experiment */
+    char label[80];
+    int train_ctx;
     int context;
     char status[32];
     double bpb;
 } Cell;
 
-static void print_summary(FILE *out, const Experiment *exps, size_t n_exps, const Cell *cells,
-                          size_t n_cells, const int *ctxs, int n_ctxs, int multi_seed) {
+static void print_summary(FILE *out, const Cell *cells, size_t n_cells, const int *ctxs, int n_ctxs) {
     fprintf(out, "\nbits per byte on held-out text (lower is better); ratio = largest context / training context\n");
-    fprintf(out, "%-28s", "scheme");
+    int width = 10;
+    for (size_t i = 0; i < n_cells; i++)
+        if ((int)strlen(cells[i].label) > width) width = (int)strlen(cells[i].label);
+    fprintf(out, "%-*s", width, "scheme");
     for (int k = 0; k < n_ctxs; k++) fprintf(out, " %9d", ctxs[k]);
     fprintf(out, " %9s\n", "ratio");
-    for (size_t e = 0; e < n_exps; e++) {
-        char label[64];
-        if (multi_seed)
-            snprintf(label, sizeof label, "%.40s s%llu", exps[e].scheme, (unsigned long long)exps[e].seed);
-        else
-            snprintf(label, sizeof label, "%s", exps[e].scheme);
-        fprintf(out, "%-28s", label);
+    for (size_t r = 0; r < n_cells; r++) {
+        int first = 1;
+        for (size_t i = 0; i < r && first; i++) first = strcmp(cells[i].label, cells[r].label) != 0;
+        if (!first) continue;
+        fprintf(out, "%-*s", width, cells[r].label);
         double at_train = NAN, at_last = NAN;
         for (int k = 0; k < n_ctxs; k++) {
             const Cell *hit = NULL;
-            for (size_t i = 0; i < n_cells; i++)
-                if (cells[i].row == (int)e && cells[i].context == ctxs[k]) hit = &cells[i];
+            for (size_t i = r; i < n_cells; i++)
+                if (!strcmp(cells[i].label, cells[r].label) && cells[i].context == ctxs[k]) hit = &cells[i];
             if (!hit) fprintf(out, " %9s", "");
             else if (!strcmp(hit->status, "ok")) {
                 fprintf(out, " %9.3f", hit->bpb);
-                if (ctxs[k] == exps[e].model.train_ctx) at_train = hit->bpb;
+                if (ctxs[k] == hit->train_ctx) at_train = hit->bpb;
                 if (k == n_ctxs - 1) at_last = hit->bpb;
             } else fprintf(out, " %9s", !strcmp(hit->status, "unsupported") ? "unsup" : hit->status);
         }
@@ -201,8 +203,9 @@ static void print_summary(FILE *out, const Experiment *exps, size_t n_exps, cons
 
 static int record_case(Store *st, const RunSummary *sum, int64_t model_id, const Experiment *e,
                        const Case *c, const ChildResult *r, double bpb_at_train, char *err) {
+    const char *plus = strchr(c->variant, '+');
     CaseRecord cr = {
-        .run_id = sum->run_id, .model_id = model_id, .scheme = e->scheme, .variant = "",
+        .run_id = sum->run_id, .model_id = model_id, .scheme = e->scheme, .variant = plus ? plus + 1 : "",
         .task = c->task, .context = c->context, .train_ctx = e->model.train_ctx, .seed = e->seed,
         .status = r->status, .error = r->error[0] ? r->error : NULL,
         .wall_seconds = r->wall_seconds, .cpu_seconds = r->cpu_seconds, .peak_rss = r->peak_rss,
@@ -322,6 +325,7 @@ int runner_run(const Suite *s, const RunOptions *o, RunSummary *sum, char *err) 
         for (size_t i = 0; i < n_cases && rc == CB_OK; i++) {
             const Case *c = &cases[i];
             if (c->experiment != (int)e) continue;
+            if (c->context == ex->model.train_ctx) bpb_at_train = NAN; /* a new variant or task starts */
             ChildResult cr;
             if (trained) {
                 EvalArg ea = {tr.blob, tr.blob_size, &corpus, c};
@@ -341,7 +345,12 @@ int runner_run(const Suite *s, const RunOptions *o, RunSummary *sum, char *err) 
             else if (!strcmp(cr.status, "unsupported")) sum->n_unsupported++;
             else sum->n_failed++;
             Cell *cell = &cells[done - 1];
-            cell->row = (int)e;
+            const char *spec = c->variant[0] ? c->variant : ex->scheme;
+            if (s->n_seeds > 1)
+                snprintf(cell->label, sizeof cell->label, "%.60s s%llu", spec, (unsigned long long)ex->seed);
+            else
+                snprintf(cell->label, sizeof cell->label, "%.79s", spec);
+            cell->train_ctx = ex->model.train_ctx;
             cell->context = c->context;
             cell->bpb = bpb;
             snprintf(cell->status, sizeof cell->status, "%s", cr.status);
@@ -351,10 +360,10 @@ int runner_run(const Suite *s, const RunOptions *o, RunSummary *sum, char *err) 
             if (o->log) {
                 if (!strcmp(cr.status, "ok"))
                     fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d ok  %.4f bits/byte  %.2fs  %.1f MiB\n",
-                            done, n_cases, ex->scheme, c->task, c->context, bpb, cr.wall_seconds,
+                            done, n_cases, spec, c->task, c->context, bpb, cr.wall_seconds,
                             (double)cr.peak_rss / 1048576.0);
                 else
-                    fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d %s: %s\n", done, n_cases, ex->scheme,
+                    fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d %s: %s\n", done, n_cases, spec,
                             c->task, c->context, cr.status, cr.error);
             }
             child_result_free(&cr);
@@ -369,7 +378,7 @@ int runner_run(const Suite *s, const RunOptions *o, RunSummary *sum, char *err) 
             ctxs[b - 1] = t;
         }
     if (rc == CB_OK && o->summary)
-        print_summary(o->summary, exps, n_exps, cells, done, ctxs, n_ctxs, s->n_seeds > 1);
+        print_summary(o->summary, cells, done, ctxs, n_ctxs);
 finish:
     free(cells);
     {

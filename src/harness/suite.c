@@ -672,14 +672,43 @@ enum {
     A_BETA1, A_BETA2, A_SCHEME, A_SEED, N_AXES
 };
 
+/* The trained specs of the suite: each distinct base spec (the text before '+') once, in order of
+   first appearance, with the evaluation specs that share it. */
+typedef struct {
+    char base[128];
+    int evals[SUITE_MAX_LIST]; /* indices into s->schemes */
+    int n_evals;
+} SchemeGroup;
+
+static int group_schemes(const Suite *s, SchemeGroup *g) {
+    int n = 0;
+    for (int i = 0; i < s->n_schemes; i++) {
+        char base[128];
+        snprintf(base, sizeof base, "%s", s->schemes[i]);
+        char *plus = strchr(base, '+');
+        if (plus) *plus = '\0';
+        int k = 0;
+        while (k < n && strcmp(g[k].base, base)) k++;
+        if (k == n) {
+            memset(&g[n], 0, sizeof g[n]);
+            snprintf(g[n].base, sizeof g[n].base, "%s", base);
+            n++;
+        }
+        g[k].evals[g[k].n_evals++] = i;
+    }
+    return n;
+}
+
 int suite_expand(const Suite *s, Experiment **exps, size_t *n_exps, Case **cases, size_t *n_cases, char *err) {
     *exps = NULL;
     *cases = NULL;
     *n_exps = *n_cases = 0;
+    static SchemeGroup groups[SUITE_MAX_LIST];
+    int n_groups = group_schemes(s, groups);
     const int counts[N_AXES] = {
         s->n_layers, s->n_d_model, s->n_heads, s->n_mlp_ratio, s->n_train_ctx, s->n_steps, s->n_batch,
         s->n_warmup, s->n_lr, s->n_min_lr_ratio, s->n_weight_decay, s->n_grad_clip, s->n_beta1, s->n_beta2,
-        s->n_schemes, s->n_seeds,
+        n_groups, s->n_seeds,
     };
     size_t ne = 1;
     for (int a = 0; a < N_AXES; a++) {
@@ -696,16 +725,19 @@ int suite_expand(const Suite *s, Experiment **exps, size_t *n_exps, Case **cases
     memcpy(ctx, s->contexts, (size_t)s->n_contexts * sizeof ctx[0]);
     qsort(ctx, (size_t)s->n_contexts, sizeof ctx[0], cmp_int);
 
-    /* Cases per experiment depend only on its training context (is it among the eval contexts?),
-       and every training context heads ne / n_train_ctx experiments. */
-    size_t nc = 0, per_ctx_group = ne / (size_t)s->n_train_ctx;
+    /* Cases per experiment depend on its training context (is it among the eval contexts?) and
+       on how many evaluation specs share its scheme; every (training context, scheme group) pair
+       heads ne / (n_train_ctx * n_groups) experiments. */
+    size_t nc = 0, per_pair = ne / ((size_t)s->n_train_ctx * (size_t)n_groups);
     for (int i = 0; i < s->n_train_ctx; i++) {
         int has_l = 0;
         for (int j = 0; j < s->n_contexts; j++) has_l |= ctx[j] == s->train_ctx[i];
-        size_t per = (size_t)s->n_tasks * (size_t)(s->n_contexts + !has_l), group;
-        if (size_mul(per, per_ctx_group, &group) || group > SUITE_MAX_CASES - nc)
-            return cb_error(err, CB_EINPUT, "%s: the grid has more than %zu cases", s->path, (size_t)SUITE_MAX_CASES);
-        nc += group;
+        for (int gi = 0; gi < n_groups; gi++) {
+            size_t per = (size_t)s->n_tasks * (size_t)(s->n_contexts + !has_l) * (size_t)groups[gi].n_evals, group;
+            if (size_mul(per, per_pair, &group) || group > SUITE_MAX_CASES - nc)
+                return cb_error(err, CB_EINPUT, "%s: the grid has more than %zu cases", s->path, (size_t)SUITE_MAX_CASES);
+            nc += group;
+        }
     }
 
     size_t bytes;
@@ -744,27 +776,29 @@ int suite_expand(const Suite *s, Experiment **exps, size_t *n_exps, Case **cases
             .beta2 = s->beta2[idx[A_BETA2]],
             .eps = 1e-8,
         };
-        snprintf(x->scheme, sizeof x->scheme, "%s", s->schemes[idx[A_SCHEME]]);
+        snprintf(x->scheme, sizeof x->scheme, "%s", groups[idx[A_SCHEME]].base);
         x->seed = s->seeds[idx[A_SEED]];
+        x->group = idx[A_SCHEME];
     }
 
     size_t c = 0;
     for (size_t e = 0; e < ne; e++) {
         int L = (*exps)[e].model.train_ctx;
-        for (int t = 0; t < s->n_tasks; t++) {
-            /* The training context first (every ratio refers to it), then the others ascending. */
-            Case *k = &(*cases)[c++];
-            memset(k, 0, sizeof *k);
-            k->experiment = (int)e;
-            snprintf(k->task, sizeof k->task, "%s", s->tasks[t]);
-            k->context = L;
-            for (int i = 0; i < s->n_contexts; i++) {
-                if (ctx[i] == L) continue;
-                k = &(*cases)[c++];
-                memset(k, 0, sizeof *k);
-                k->experiment = (int)e;
-                snprintf(k->task, sizeof k->task, "%s", s->tasks[t]);
-                k->context = ctx[i];
+        const SchemeGroup *g = &groups[(*exps)[e].group];
+        for (int v = 0; v < g->n_evals; v++) {
+            const char *spec = s->schemes[g->evals[v]];
+            const char *variant = strchr(spec, '+') ? spec : "";
+            for (int t = 0; t < s->n_tasks; t++) {
+                /* The training context first (every ratio refers to it), then the others ascending. */
+                for (int i = -1; i < s->n_contexts; i++) {
+                    if (i >= 0 && ctx[i] == L) continue;
+                    Case *k = &(*cases)[c++];
+                    memset(k, 0, sizeof *k);
+                    k->experiment = (int)e;
+                    snprintf(k->variant, sizeof k->variant, "%s", variant);
+                    snprintf(k->task, sizeof k->task, "%s", s->tasks[t]);
+                    k->context = i < 0 ? L : ctx[i];
+                }
             }
         }
     }

@@ -65,17 +65,20 @@ typedef struct {
     int n_tasks;
 } Suite;
 
-/* One model to train: a point of the model/train grid, a scheme and a seed. */
+/* One model to train: a point of the model/train grid, a scheme and a seed. Specs naming an
+   eval-time variant ("rope+pi") share the experiment of their base spec ("rope"). */
 typedef struct {
     ModelConfig model;
     TrainConfig train;
-    char scheme[128];  /* spec string as written */
+    char scheme[128];  /* the trained spec as written (an eval-time variant's base spec) */
     uint64_t seed;
+    int group;         /* index of its scheme among the suite's distinct trained specs */
 } Experiment;
 
 /* One point of the full grid: an experiment evaluated with one task at one context. */
 typedef struct {
     int experiment;    /* index into the experiment list */
+    char variant[128]; /* eval-time variant spec ("rope+yarn:factor=auto"), "" = the trained scheme */
     char task[32];
     int context;
 } Case;

@@ -128,21 +128,56 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     }
 }
 
+/* What one query row of one head reads. */
+typedef struct {
+    const float *q;        /* (HS) the query */
+    const float *k, *v;    /* key 0 and value 0 of this head; rows `stride` floats apart */
+    const float *qa, *ka;  /* the alternative query and key 0, or NULL (eval-time variants) */
+    size_t stride;
+    int i, HS;
+    float scale;
+    const PeModel *pe;
+    int layer, h;
+    const float *wk, *wv;  /* Shaw tables (2 rel_k + 1, HS) or NULL */
+    int rel_k;
+} AttRow;
+
+/* Index of the relative table row for key j of query i (j <= i). */
+static inline int relkv_index(int j, int i, int k) {
+    int d = j - i;
+    return (d < -k ? -k : d) + k;
+}
+
 /*
- * One query row: p[j] = softmax_j(q.k_j * scale + b(i, j)) for j <= i, out = sum_j p[j] v_j.
- * k and v point at key 0 of this head; rows are `stride` floats apart. p has room for i + 1.
+ * p[j] = softmax_j(score(i, j)) for j <= i and out = sum_j p[j] (v_j [+ wv[idx]]), where
+ * score = (q.k_j [+ q.wk[idx]]) * scale + b(i, j), or the alternative q.k for keys the encoding
+ * says, and -inf for masked keys. p has room for i + 1 floats.
  */
-static void attention_row(float *out, float *p, const float *q, const float *k, const float *v,
-                          size_t stride, int i, int HS, float scale, const PeModel *pe, int layer,
-                          int h) {
-    float maxv = -INFINITY;
+static void attention_row(float *out, float *p, const AttRow *r) {
+    int i = r->i, HS = r->HS;
+    int alt_end = 0, mask_lo = 0, mask_hi = 0;
+    if (r->pe && r->pe->scheme->alt_row) r->pe->scheme->alt_row(r->pe, i, &alt_end, &mask_lo, &mask_hi);
+    if (!r->qa) alt_end = 0;
     for (int j = 0; j <= i; j++) {
-        const float *kj = k + (size_t)j * stride;
+        const float *qq = j < alt_end ? r->qa : r->q;
+        const float *kj = (j < alt_end ? r->ka : r->k) + (size_t)j * r->stride;
         float s = 0.0f;
-        for (int d = 0; d < HS; d++) s += q[d] * kj[d];
-        p[j] = s * scale;
+        for (int d = 0; d < HS; d++) s += qq[d] * kj[d];
+        p[j] = s * r->scale;
     }
-    if (pe && pe->scheme->bias_row) pe->scheme->bias_row(pe, layer, h, i, 0, i + 1, p);
+    float qw[PE_RELKV_MAX_K + 1];
+    if (r->wk) {
+        for (int x = 0; x <= r->rel_k; x++) {
+            const float *w = r->wk + (size_t)x * HS;
+            float s = 0.0f;
+            for (int d = 0; d < HS; d++) s += r->q[d] * w[d];
+            qw[x] = s * r->scale;
+        }
+        for (int j = 0; j <= i; j++) p[j] += qw[relkv_index(j, i, r->rel_k)];
+    }
+    if (r->pe && r->pe->scheme->bias_row) r->pe->scheme->bias_row(r->pe, r->layer, r->h, i, 0, i + 1, p);
+    for (int j = mask_lo; j < mask_hi && j <= i; j++) p[j] = -INFINITY;
+    float maxv = -INFINITY;
     for (int j = 0; j <= i; j++) maxv = p[j] > maxv ? p[j] : maxv;
     float sum = 0.0f;
     for (int j = 0; j <= i; j++) {
@@ -153,22 +188,41 @@ static void attention_row(float *out, float *p, const float *q, const float *k, 
     for (int d = 0; d < HS; d++) out[d] = 0.0f;
     for (int j = 0; j <= i; j++) {
         p[j] *= inv;
-        const float *vj = v + (size_t)j * stride;
+        const float *vj = r->v + (size_t)j * r->stride;
         for (int d = 0; d < HS; d++) out[d] += p[j] * vj[d];
     }
+    if (r->wv)
+        for (int j = 0; j <= i; j++) {
+            const float *w = r->wv + (size_t)relkv_index(j, i, r->rel_k) * HS;
+            for (int d = 0; d < HS; d++) out[d] += p[j] * w[d];
+        }
+}
+
+static int layer_relkv(const PeModel *pe, int layer, const float **wk, const float **wv, float **dwk,
+                       float **dwv) {
+    *wk = *wv = NULL;
+    if (dwk) *dwk = *dwv = NULL;
+    if (!pe || !pe->scheme->relkv) return 0;
+    float *gk, *gv;
+    int k = pe->scheme->relkv(pe, layer, wk, wv, &gk, &gv);
+    if (dwk) *dwk = gk, *dwv = gv;
+    return k;
 }
 
 static void attention_head(float *out, float *att, const float *qkv, const PeModel *pe, int layer,
                            int b, int h, int T, int C, int NH) {
     int HS = C / NH;
     size_t stride = 3 * (size_t)C;
-    float scale = 1.0f / sqrtf((float)HS);
     const float *base = qkv + (size_t)b * T * stride;
     float *a = att + ((size_t)b * NH + h) * T * T;
+    AttRow r = {.k = base + C + h * HS, .v = base + 2 * C + h * HS, .stride = stride, .HS = HS,
+                .scale = 1.0f / sqrtf((float)HS), .pe = pe, .layer = layer, .h = h};
+    r.rel_k = layer_relkv(pe, layer, &r.wk, &r.wv, NULL, NULL);
     for (int i = 0; i < T; i++) {
         float *p = a + (size_t)i * T;
-        attention_row(out + ((size_t)b * T + i) * C + h * HS, p, base + i * stride + h * HS,
-                      base + C + h * HS, base + 2 * C + h * HS, stride, i, HS, scale, pe, layer, h);
+        r.i = i;
+        r.q = base + i * stride + h * HS;
+        attention_row(out + ((size_t)b * T + i) * C + h * HS, p, &r);
         for (int j = i + 1; j < T; j++) p[j] = 0.0f;
     }
 }
@@ -186,11 +240,49 @@ void attention_forward_naive(float *out, float *att, const float *qkv, const PeM
         for (int h = 0; h < NH; h++) attention_head(out, att, qkv, pe, layer, b, h, T, C, NH);
 }
 
-void attention_backward(float *dqkv, float *dscores, const float *dout, const float *qkv,
-                        const float *att, int B, int T, int C, int NH) {
+/* Shaw's tables: each row x of dwk and dwv sums over every (b, h, i, j) whose clipped distance
+   maps to x; rows are independent, so the loop over x runs in parallel with a fixed order inside. */
+static void relkv_table_backward(float *dwk, float *dwv, int rel_k, const float *dscores,
+                                 const float *att, const float *qkv, const float *dout, int B, int T,
+                                 int C, int NH) {
     int HS = C / NH;
     size_t stride = 3 * (size_t)C;
     float scale = 1.0f / sqrtf((float)HS);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int x = 0; x <= 2 * rel_k; x++) {
+        float *gk = dwk + (size_t)x * HS, *gv = dwv + (size_t)x * HS;
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++)
+                for (int i = 0; i < T; i++) {
+                    const float *ds = dscores + (((size_t)b * NH + h) * T + i) * T;
+                    const float *p = att + (((size_t)b * NH + h) * T + i) * T;
+                    /* keys j <= i with relkv_index(j, i) == x */
+                    int d = x - rel_k, jlo, jhi;
+                    if (d > 0) continue;
+                    if (d == -rel_k) jlo = 0, jhi = i - rel_k;
+                    else jlo = jhi = i + d;
+                    if (jhi < 0) continue;
+                    if (jlo < 0) jlo = 0;
+                    float sds = 0.0f, sp = 0.0f;
+                    for (int j = jlo; j <= jhi; j++) sds += ds[j], sp += p[j];
+                    const float *q = qkv + ((size_t)b * T + i) * stride + h * HS;
+                    const float *dy = dout + ((size_t)b * T + i) * C + h * HS;
+                    for (int e = 0; e < HS; e++) {
+                        gk[e] += scale * sds * q[e];
+                        gv[e] += sp * dy[e];
+                    }
+                }
+    }
+}
+
+void attention_backward(float *dqkv, float *dscores, const float *dout, const float *qkv,
+                        const float *att, const PeModel *pe, int layer, int B, int T, int C, int NH) {
+    int HS = C / NH;
+    size_t stride = 3 * (size_t)C;
+    float scale = 1.0f / sqrtf((float)HS);
+    const float *wk, *wv;
+    float *dwk, *dwv;
+    int rel_k = layer_relkv(pe, layer, &wk, &wv, &dwk, &dwv);
     /* Each (b, h) owns its slice of dqkv and dscores, so the loop needs no synchronisation. */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
@@ -217,6 +309,10 @@ void attention_backward(float *dqkv, float *dscores, const float *dout, const fl
                         dp += dy[d] * vj[d];
                         dvj[d] += p[j] * dy[d];
                     }
+                    if (wv) {
+                        const float *w = wv + (size_t)relkv_index(j, i, rel_k) * HS;
+                        for (int d = 0; d < HS; d++) dp += dy[d] * w[d];
+                    }
                     dsi[j] = dp;
                     dot += p[j] * dp;
                 }
@@ -229,28 +325,42 @@ void attention_backward(float *dqkv, float *dscores, const float *dout, const fl
                         dq[d] += g * scale * kj[d];
                         dkj[d] += g * scale * q[d];
                     }
+                    if (wk) {
+                        const float *w = wk + (size_t)relkv_index(j, i, rel_k) * HS;
+                        for (int d = 0; d < HS; d++) dq[d] += g * scale * w[d];
+                    }
                 }
                 for (int j = i + 1; j < T; j++) dsi[j] = 0.0f;
             }
         }
     }
+    if (dwk) relkv_table_backward(dwk, dwv, rel_k, dscores, att, qkv, dout, B, T, C, NH);
 }
 
-void attention_eval(float *out, float *scratch, const float *qkv, const PeModel *pe, int layer,
-                    int n, int C, int NH) {
+void attention_eval(float *out, float *scratch, const float *qkv, const float *qkv_alt,
+                    const PeModel *pe, int layer, int n, int C, int NH) {
     int HS = C / NH;
     size_t stride = 3 * (size_t)C;
-    float scale = 1.0f / sqrtf((float)HS);
+    const float *wk, *wv;
+    int rel_k = layer_relkv(pe, layer, &wk, &wv, NULL, NULL);
 #pragma omp parallel
     {
         float *p = scratch + (size_t)omp_get_thread_num() * (size_t)n;
+        AttRow r = {.stride = stride, .HS = HS, .scale = 1.0f / sqrtf((float)HS), .pe = pe,
+                    .layer = layer, .wk = wk, .wv = wv, .rel_k = rel_k};
         /* Row i costs O(i): dynamic scheduling keeps every thread busy. */
 #pragma omp for collapse(2) schedule(dynamic, 8)
         for (int h = 0; h < NH; h++)
-            for (int i = 0; i < n; i++)
-                attention_row(out + (size_t)i * C + h * HS, p, qkv + (size_t)i * stride + h * HS,
-                              qkv + C + h * HS, qkv + 2 * C + h * HS, stride, i, HS, scale, pe,
-                              layer, h);
+            for (int i = 0; i < n; i++) {
+                r.h = h;
+                r.i = i;
+                r.q = qkv + (size_t)i * stride + h * HS;
+                r.k = qkv + C + h * HS;
+                r.v = qkv + 2 * C + h * HS;
+                r.qa = qkv_alt ? qkv_alt + (size_t)i * stride + h * HS : NULL;
+                r.ka = qkv_alt ? qkv_alt + C + h * HS : NULL;
+                attention_row(out + (size_t)i * C + h * HS, p, &r);
+            }
     }
 }
 

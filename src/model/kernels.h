@@ -42,14 +42,16 @@ void attention_forward(float *out, float *att, const float *qkv, const PeModel *
                        int B, int T, int C, int NH);
 void attention_forward_naive(float *out, float *att, const float *qkv, const PeModel *pe,
                              int layer, int B, int T, int C, int NH);
-/* dqkv (B, T, 3C) = set; dscores (B, NH, T, T) = set: gradient w.r.t. the scaled, biased scores. */
+/* dqkv (B, T, 3C) = set; dscores (B, NH, T, T) = set: gradient w.r.t. the scaled, biased scores.
+   Relative key/value tables of the encoding (Shaw) get their gradients accumulated too. */
 void attention_backward(float *dqkv, float *dscores, const float *dout, const float *qkv,
-                        const float *att, int B, int T, int C, int NH);
+                        const float *att, const PeModel *pe, int layer, int B, int T, int C, int NH);
 
 /* Evaluation attention over one sequence of n positions: out (n, C) from qkv (n, 3C), streaming
-   one query row at a time. scratch (omp_get_max_threads(), n): one score row per thread. */
-void attention_eval(float *out, float *scratch, const float *qkv, const PeModel *pe, int layer,
-                    int n, int C, int NH);
+   one query row at a time. scratch (omp_get_max_threads(), n): one score row per thread.
+   qkv_alt (n, 3C): the alternative q and k of an eval-time variant, or NULL. */
+void attention_eval(float *out, float *scratch, const float *qkv, const float *qkv_alt,
+                    const PeModel *pe, int layer, int n, int C, int NH);
 
 /* Cross-entropy: probs (N, V) = softmax(logits) (probs may equal logits); losses (N) in nats. */
 void crossentropy_forward(float *probs, float *losses, const float *logits, const unsigned char *targets,

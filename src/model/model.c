@@ -125,6 +125,7 @@ int model_build(Model *m, const ModelConfig *cfg, const char *pe_spec, uint64_t 
     /* GPT-2 style init: N(0, 0.02), residual projections scaled by 1/sqrt(2L). */
     Rng rng;
     rng_seed(&rng, seed);
+    rng_seed(&m->pos_rng, seed ^ 0x9051710A5ULL); /* training positions: their own stream */
     size_t C = cfg->d_model, L = cfg->n_layer, F = (size_t)cfg->mlp_ratio * C;
     float proj_std = 0.02f / sqrtf(2.0f * (float)L);
     fill_normal(m->p.wte, CB_VOCAB * C, 0.02f, &rng);
@@ -180,10 +181,12 @@ size_t model_train_act_bytes(const ModelConfig *cfg, int B, int T) {
    a chunk of logits. */
 #define EVAL_LOGIT_ROWS 256
 
-size_t model_eval_act_bytes(const ModelConfig *cfg, int n) {
+size_t model_eval_act_bytes(const Model *m, int n) {
+    const ModelConfig *cfg = &m->cfg;
     size_t C = cfg->d_model, F = (size_t)cfg->mlp_ratio * C, N = n;
+    size_t alt = m->pe.scheme->qk_alt_forward ? N * 3 * C : 0;
     size_t floats = N * C * 4 + N * 3 * C + N * F + N * 2 + (size_t)omp_get_max_threads() * N +
-                    (size_t)EVAL_LOGIT_ROWS * CB_VOCAB * 2;
+                    (size_t)EVAL_LOGIT_ROWS * CB_VOCAB * 2 + alt;
     return floats * sizeof(float);
 }
 
@@ -323,7 +326,7 @@ static void backward_train(Model *m, const Acts *a, const DActs *d, const uint8_
         /* Attention: res2 = resid + attproj(attention(encoding(qkv(ln1(resid))))). */
         matmul_backward(d->datty, 0, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, d->dres,
                         atty, m->p.attprojw + (size_t)l * C * C, BT, C, C);
-        attention_backward(d->dqkv, d->dscores, d->datty, qkv, att, B, T, C, NH);
+        attention_backward(d->dqkv, d->dscores, d->datty, qkv, att, &m->pe, l, B, T, C, NH);
         if (sc->bias_backward && m->pe.grads) sc->bias_backward(&m->pe, l, d->dscores, B, T);
         if (sc->qk_backward)
             for (int b = 0; b < B; b++)
@@ -360,6 +363,7 @@ static int loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets
     if (rc) return rc;
     int *pos = plain_positions(T);
     if (!pos) return cb_error(err, CB_ENOMEM, "model: out of memory");
+    if (m->pe.scheme->train_positions) m->pe.scheme->train_positions(&m->pe, &m->pos_rng, T, pos);
     Acts a;
     DActs d;
     point_acts(m, &a, &d);
@@ -443,8 +447,10 @@ int model_eval_window(Model *m, const uint8_t *inputs, const uint8_t *targets, i
         return cb_error(err, CB_EINPUT, "model: context %d is not prepared (encoding ready up to %d)", n,
                         m->pe.ctx);
     int nthreads = omp_get_max_threads();
+    const PeScheme *sc = m->pe.scheme;
+    size_t alt = sc->qk_alt_forward ? N * 3 * C : 0;
     size_t floats = N * C * 4 + N * 3 * C + N * F + N * 2 + (size_t)nthreads * N +
-                    (size_t)EVAL_LOGIT_ROWS * CB_VOCAB * 2;
+                    (size_t)EVAL_LOGIT_ROWS * CB_VOCAB * 2 + alt;
     float *block = malloc(floats * sizeof(float));
     int *pos = plain_positions(n);
     if (!block || !pos) {
@@ -455,15 +461,19 @@ int model_eval_window(Model *m, const uint8_t *inputs, const uint8_t *targets, i
     float *x = block, *ln = x + N * C, *atty = ln + N * C, *tmp = atty + N * C, *qkv = tmp + N * C;
     float *fch = qkv + N * 3 * C, *mean = fch + N * F, *rstd = mean + N, *scratch = rstd + N;
     float *lchunk = scratch + (size_t)nthreads * N, *pchunk = lchunk + EVAL_LOGIT_ROWS * CB_VOCAB;
-    const PeScheme *sc = m->pe.scheme;
+    float *qkv_alt = alt ? pchunk + EVAL_LOGIT_ROWS * CB_VOCAB : NULL;
 
     embed_tokens(x, m->p.wte, inputs, N, C);
     if (sc->embed_forward) sc->embed_forward(&m->pe, x, pos, n);
     for (int l = 0; l < L; l++) {
         layernorm_forward(ln, mean, rstd, x, m->p.ln1w + l * C, m->p.ln1b + l * C, N, C);
         matmul_forward(qkv, ln, m->p.qkvw + (size_t)l * 3 * C * C, m->p.qkvb + l * 3 * C, N, C, 3 * C);
+        if (qkv_alt) {
+            memcpy(qkv_alt, qkv, sizeof(float) * N * 3 * C);
+            sc->qk_alt_forward(&m->pe, l, qkv_alt, 3 * (size_t)C, pos, n);
+        }
         if (sc->qk_forward) sc->qk_forward(&m->pe, l, qkv, 3 * (size_t)C, pos, n);
-        attention_eval(atty, scratch, qkv, &m->pe, l, n, C, NH);
+        attention_eval(atty, scratch, qkv, qkv_alt, &m->pe, l, n, C, NH);
         matmul_forward(tmp, atty, m->p.attprojw + (size_t)l * C * C, m->p.attprojb + l * C, N, C, C);
         add_inplace(x, tmp, N * C);
         layernorm_forward(ln, mean, rstd, x, m->p.ln2w + l * C, m->p.ln2b + l * C, N, C);
@@ -506,7 +516,7 @@ int model_save(const Model *m, const char *pe_spec, uint8_t **blob, size_t *size
     return CB_OK;
 }
 
-int model_load(Model *m, const uint8_t *blob, size_t size, char *err) {
+int model_load(Model *m, const uint8_t *blob, size_t size, const char *spec_override, char *err) {
     int32_t hdr[6];
     uint64_t np;
     if (size < sizeof CK_MAGIC + sizeof hdr || memcmp(blob, CK_MAGIC, sizeof CK_MAGIC))
@@ -521,7 +531,7 @@ int model_load(Model *m, const uint8_t *blob, size_t size, char *err) {
     memcpy(&np, p, sizeof np), p += sizeof np;
     ModelConfig cfg = {.n_layer = hdr[0], .d_model = hdr[1], .n_head = hdr[2], .mlp_ratio = hdr[3],
                        .train_ctx = hdr[4]};
-    int rc = model_build(m, &cfg, spec, 0, err);
+    int rc = model_build(m, &cfg, spec_override ? spec_override : spec, 0, err);
     if (rc) return rc;
     if (np != m->n_params || (size_t)(p - blob) + np * sizeof(float) != size) {
         model_free(m);

@@ -75,6 +75,7 @@ typedef struct {
     ParamTensors g;
     float *adam_m, *adam_v;
     int adam_t;
+    Rng pos_rng; /* draws training positions for schemes that randomize them */
     /* Training activations, sized for (B, T) on first use. */
     float *acts;
     size_t acts_floats;
@@ -92,7 +93,7 @@ void model_free(Model *m); /* no-op on a zeroed or freed model */
 size_t model_param_bytes(const Model *m);
 /* Analytic bytes of activations: training at (B, T), or one evaluation forward at context n. */
 size_t model_train_act_bytes(const ModelConfig *cfg, int B, int T);
-size_t model_eval_act_bytes(const ModelConfig *cfg, int n);
+size_t model_eval_act_bytes(const Model *m, int n);
 
 /* One training step on inputs/targets (B, T) bytes: forward, backward, clip, AdamW at `lr`.
    Returns the mean loss in nats in *loss. CB_EDIVERGED if the loss or gradient is not finite. */
@@ -115,6 +116,8 @@ int model_eval_window(Model *m, const uint8_t *inputs, const uint8_t *targets, i
 
 /* Checkpoint: the parameter block with a small header (config, spec). */
 int model_save(const Model *m, const char *pe_spec, uint8_t **blob, size_t *size, char *err);
-int model_load(Model *m, const uint8_t *blob, size_t size, char *err);
+/* spec_override: evaluate the stored weights with another spec of the same parameter layout (an
+   eval-time variant such as "rope+yarn"); NULL = the stored spec. */
+int model_load(Model *m, const uint8_t *blob, size_t size, const char *spec_override, char *err);
 
 #endif

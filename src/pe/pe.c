@@ -14,6 +14,10 @@ extern const PeScheme pe_learned;
 extern const PeScheme pe_rope;
 extern const PeScheme pe_alibi;
 extern const PeScheme pe_t5;
+extern const PeScheme pe_xpos;
+extern const PeScheme pe_kerple;
+extern const PeScheme pe_fire;
+extern const PeScheme pe_sandwich;
 
 static const PeScheme *const registry[] = {
     &pe_nope,
@@ -22,6 +26,10 @@ static const PeScheme *const registry[] = {
     &pe_rope,
     &pe_alibi,
     &pe_t5,
+    &pe_xpos,
+    &pe_kerple,
+    &pe_fire,
+    &pe_sandwich,
     NULL,
 };
 

@@ -7,7 +7,9 @@
  *   embed   adds position vectors to the token embeddings before layer 1 (sinusoidal, learned)
  *   qk      transforms q and k of every head per position (RoPE and its extensions)
  *   bias    additive pre-softmax score b_h(i, j), added after the 1/sqrt(HS) scaling (ALiBi, T5)
- *   relkv   key and value tables indexed by clipped j - i (Shaw; reserved)
+ *   relkv   key and value tables indexed by clipped j - i (Shaw)
+ *   alt     eval-time alternative scores for some keys of each query, and masked keys
+ *           (Self-Extend, ReRoPE, LM-Infinite): a second transform of the raw q and k
  *
  * Every hook that depends on parameters has a backward that accumulates (+=) into pe->grads.
  * The qk backward applies the transposed transform to dq and dk in place.
@@ -27,6 +29,7 @@
 #include "core/core.h"
 
 #define PE_MAX_OPTS 16
+#define PE_RELKV_MAX_K 256 /* largest clipping distance of relative key/value tables */
 
 typedef struct {
     char key[32];
@@ -110,9 +113,40 @@ struct PeScheme {
        dscores (B, NH, T, T), the gradient w.r.t. the biased, scaled scores. */
     void (*bias_backward)(PeModel *pe, int layer, const float *dscores, int B, int T);
 
+    /* Shaw: the relative key and value tables of `layer`, each (2k+1, HS) and shared by the heads,
+       row clip(j - i, -k, k) + k; their gradient tables (same shape), NULL when not training.
+       Returns k (at most PE_RELKV_MAX_K). */
+    int (*relkv)(const PeModel *pe, int layer, const float **wk, const float **wv, float **dwk,
+                 float **dwv);
+
+    /* Positions of one training window (randomized positions): fills pos[0..T). NULL = 0..T-1.
+       Evaluation always uses 0..n-1. */
+    void (*train_positions)(const PeModel *pe, Rng *rng, int T, int *pos);
+
+    /* Evaluation only. qkv_alt (T, stride) holds a copy of the raw (untransformed) q, k, v;
+       transforms its q and k in place for the alternative branch. */
+    void (*qk_alt_forward)(const PeModel *pe, int layer, float *qkv_alt, size_t stride, const int *pos,
+                           int T);
+    /* For query i: keys j < *alt_end are scored with the alternative q and k; keys in
+       [*mask_lo, *mask_hi) are masked out; the rest use the ordinary ones. Required with
+       qk_alt_forward; may also be given alone (a mask only). */
+    void (*alt_row)(const PeModel *pe, int i, int *alt_end, int *mask_lo, int *mask_hi);
+
     /* Prints the scheme's positional quantities as CSV with a header line. */
     int (*inspect)(const PeModel *pe, const PeInspectArgs *args, FILE *out, char *err);
 };
+
+/* Eval-time variants: a trained scheme's model evaluated with a changed encoding, sharing its
+   checkpoint ("rope+yarn"). Listed for `ctxbench list`; the base scheme's init implements them. */
+typedef struct {
+    const char *scheme;  /* base scheme, e.g. "rope" */
+    const char *name;    /* variant name after '+', e.g. "yarn" */
+    const char *summary;
+    const char *paper;
+} PeVariantInfo;
+
+/* NULL-terminated (name == NULL) list of every eval-time variant. */
+const PeVariantInfo *pe_variants(void);
 
 /* Registry: NULL-terminated array of every scheme, and lookup by name (NULL if unknown). */
 const PeScheme *const *pe_all(void);

@@ -880,3 +880,74 @@ int store_list_runs(Store *st, FILE *out, char *err) {
     sqlite3_finalize(s);
     return status;
 }
+
+/* ---- pruning ---------------------------------------------------------------------------------- */
+
+/* Runs one statement with ?1 bound to cutoff inside the caller's transaction; *changed = rows it
+   changed (deletes are counted directly, not through cascades). */
+static int prune_step(Store *st, const char *sql, int64_t cutoff, int64_t *changed, char *err) {
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return db_error(st, err, "pruning");
+    int rc = SQLITE_OK;
+    bind_i64(s, 1, cutoff, &rc);
+    int status = step_done(st, s, rc, "pruning", err);
+    if (!status && changed) *changed = sqlite3_changes(st->db);
+    sqlite3_finalize(s);
+    return status;
+}
+
+int store_prune(Store *st, int64_t keep, PruneCounts *counts, char *err) {
+    memset(counts, 0, sizeof *counts);
+    if (keep < 0) return cb_error(err, CB_EINPUT, "prune: --keep must be 0 or more, not %lld",
+                                  (long long)keep);
+    int status = begin(st, err);
+    if (status) return status;
+    /* Run ids only grow, so "all but the newest keep" is every id below the keep-th newest. */
+    int64_t cutoff = 0;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, keep > 0
+            ? "SELECT coalesce((SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?1 - 1), 0)"
+            : "SELECT coalesce(max(id), 0) + 1 + 0 * ?1 FROM runs", -1, &s, NULL) != SQLITE_OK) {
+        status = db_error(st, err, "pruning");
+        goto done;
+    }
+    sqlite3_bind_int64(s, 1, keep);
+    if (sqlite3_step(s) == SQLITE_ROW) cutoff = sqlite3_column_int64(s, 0);
+    else status = db_error(st, err, "pruning");
+    sqlite3_finalize(s);
+    if (status || cutoff <= 0) goto done; /* fewer runs than keep: nothing to remove */
+
+#define KEPT_USE "SELECT model_id FROM cases WHERE run_id >= ?1 AND model_id IS NOT NULL"
+    const struct {
+        const char *sql;
+        int64_t *count;
+    } steps[] = {
+        /* a model a kept case uses stays, attributed to the oldest kept run that uses it */
+        {"UPDATE models SET run_id = (SELECT min(run_id) FROM cases"
+         " WHERE model_id = models.id AND run_id >= ?1)"
+         " WHERE run_id < ?1 AND id IN (" KEPT_USE ")", &counts->models_moved},
+        {"DELETE FROM metrics WHERE case_id IN (SELECT id FROM cases WHERE run_id < ?1)",
+         &counts->metrics},
+        {"DELETE FROM curves WHERE case_id IN (SELECT id FROM cases WHERE run_id < ?1)",
+         &counts->curves},
+        {"DELETE FROM cases WHERE run_id < ?1", &counts->cases},
+        {"DELETE FROM curves WHERE model_id IN (SELECT id FROM models WHERE run_id < ?1)",
+         &counts->curves},
+        {"DELETE FROM models WHERE run_id < ?1", &counts->models},
+        {"DELETE FROM runs WHERE id < ?1", &counts->runs},
+    };
+#undef KEPT_USE
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !status; i++) {
+        int64_t n = 0;
+        status = prune_step(st, steps[i].sql, cutoff, &n, err);
+        *steps[i].count += n;
+    }
+done:
+    if (!status) status = commit(st, err);
+    if (status) {
+        rollback(st);
+        memset(counts, 0, sizeof *counts);
+    }
+    return status;
+}

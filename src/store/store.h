@@ -134,4 +134,18 @@ int store_find_model(Store *st, const char *key, int64_t *model_id, void **weigh
    compare). Borrowed: valid until store_close(). */
 struct sqlite3 *store_sqlite(Store *st);
 
+/* ---- pruning ---------------------------------------------------------------------------------- */
+
+/* What store_prune removed. */
+typedef struct {
+    int64_t runs, cases, metrics, curves, models;
+    int64_t models_moved; /* trained by a removed run but used by a kept one: kept, and attributed
+                             to the oldest kept run that uses them */
+} PruneCounts;
+
+/* Removes every run but the newest `keep` (by id), with their cases, metrics, curves and the
+   models no kept case uses, in one transaction (all or nothing). keep >= 0; CB_EINPUT otherwise.
+   The file keeps its size until VACUUM. */
+int store_prune(Store *st, int64_t keep, PruneCounts *counts, char *err);
+
 #endif
