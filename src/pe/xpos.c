@@ -203,7 +203,9 @@ static void xpos_qk_backward(const PeModel *pe, int layer, float *dqkv, size_t s
     xpos_apply(pe, dqkv, stride, pos, T, -1.0f);
 }
 
+/* Fixed quantities only: nothing depends on the query, the context or parameters. */
 static int xpos_inspect(const PeModel *pe, const PeInspectArgs *args, FILE *out, char *err) {
+    (void)args;
     const XposState *st = pe->state;
     fputs("quantity,head,i,j,value\n", out);
     for (int t = 0; t < st->np; t++) fprintf(out, "inv_freq,,,%d,%.9g\n", t, st->inv_freq[t]);
@@ -212,7 +214,6 @@ static int xpos_inspect(const PeModel *pe, const PeInspectArgs *args, FILE *out,
         for (int t = 0; t < st->np; t++)
             fprintf(out, "decay,,%d,%d,%.9g\n", xpos_decay_dist[k], t,
                     pow(st->zeta[t], xpos_decay_dist[k] / st->scale_base));
-    (void)args;
     return ferror(out) ? cb_error(err, CB_EIO, "xpos: writing the inspect output failed") : CB_OK;
 }
 

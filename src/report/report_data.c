@@ -177,7 +177,7 @@ static int load_cases(sqlite3 *db, ReportData *d, RawCase **raw, size_t *n_raw, 
         if (r->status == 2 && st && strcmp(st, "failed")) {
             char tmp[sizeof r->error];
             snprintf(tmp, sizeof tmp, "%s", r->error);
-            snprintf(r->error, sizeof r->error, "%s: %s", st, tmp);
+            snprintf(r->error, sizeof r->error, "%.16s: %.180s", st, tmp);
         }
         r->seconds = col_real(s, 6);
         r->rss = col_real(s, 7);

@@ -45,6 +45,7 @@ static void esc(FILE *out, const char *s) {
 typedef struct {
     double v[MAX_TICKS];
     int n;
+    double step; /* linear ticks: the spacing, which sets the decimals of the labels; 0 = log */
 } Ticks;
 
 typedef struct {
@@ -82,6 +83,7 @@ static void ticks_linear(double *lo, double *hi, int want, Ticks *t) {
     *lo = floor(*lo / step + 1e-9) * step;
     *hi = ceil(*hi / step - 1e-9) * step;
     t->n = 0;
+    t->step = step;
     for (double v = *lo; v <= *hi + step * 1e-6 && t->n < MAX_TICKS; v += step)
         t->v[t->n++] = fabs(v) < step * 1e-9 ? 0 : v;
 }
@@ -90,6 +92,7 @@ static void ticks_linear(double *lo, double *hi, int want, Ticks *t) {
    range is under two decades, or round linear steps when even those give fewer than three. */
 static void ticks_log(double lo, double hi, Ticks *t) {
     t->n = 0;
+    t->step = 0;
     int k0 = (int)floor(log10(lo)), k1 = (int)ceil(log10(hi));
     int fine = k1 - k0 <= 2;
     for (int k = k0; k <= k1 && t->n < MAX_TICKS; k++) {
@@ -104,6 +107,7 @@ static void ticks_log(double lo, double hi, Ticks *t) {
         Ticks lin;
         ticks_linear(&a, &b, 4, &lin);
         t->n = 0;
+        t->step = lin.step;
         for (int i = 0; i < lin.n; i++)
             if (lin.v[i] > 0 && lin.v[i] >= lo * 0.999 && lin.v[i] <= hi * 1.001) t->v[t->n++] = lin.v[i];
     }
@@ -114,6 +118,17 @@ static void fmt_num(char *buf, size_t n, double v, int context) {
     if (context && v >= 8192 && fmod(v, 1024) == 0) snprintf(buf, n, "%gK", v / 1024);
     else if (fabs(v) >= 1e4 || (fabs(v) < 1e-3 && v != 0)) snprintf(buf, n, "%.2g", v);
     else snprintf(buf, n, "%.3g", v);
+}
+
+/* A tick label with just the decimals its spacing needs (5.915, 5.920 for steps of 0.005). */
+static void fmt_tick(char *buf, size_t n, double v, const Ticks *t, int context) {
+    if (!(t->step > 0) || context) {
+        fmt_num(buf, n, v, context);
+        return;
+    }
+    int dec = 0;
+    while (dec < 8 && fabs(t->step * pow(10, dec) - round(t->step * pow(10, dec))) > 1e-6) dec++;
+    snprintf(buf, n, "%.*f", dec, v);
 }
 
 static void svg_begin(FILE *out, const char *id, int w, int h, const char *title) {
@@ -144,12 +159,12 @@ static void plot_axes(const Plot *p, const Ticks *xt, const Ticks *yt, const cha
     fprintf(out, "<rect class=\"frame\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>\n",
             p->left, p->top, p->right - p->left, p->bottom - p->top);
     for (int i = 0; i < xt->n; i++) {
-        fmt_num(buf, sizeof buf, xt->v[i], x_context);
+        fmt_tick(buf, sizeof buf, xt->v[i], xt, x_context);
         fprintf(out, "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
                 px(p, xt->v[i]), p->bottom + 17, buf);
     }
     for (int i = 0; i < yt->n; i++) {
-        fmt_num(buf, sizeof buf, yt->v[i], 0);
+        fmt_tick(buf, sizeof buf, yt->v[i], yt, 0);
         fprintf(out, "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
                 p->left - 7, py(p, yt->v[i]) + 4, buf);
     }
@@ -245,7 +260,7 @@ static int chart_vs_context(const ReportData *d, FILE *out, const char *id, int 
     legend_w = fmin(fmax(legend_w, 110), 300);
     Plot p = {.out = out, .left = 70, .right = w - legend_w - 20, .top = 40, .bottom = h - 55,
               .logx = 1, .logy = logy};
-    Ticks xt = {.n = 0}, yt;
+    Ticks xt = {.n = 0, .step = 0}, yt;
     for (size_t c = 0; c < d->n_contexts && xt.n < MAX_TICKS; c++) xt.v[xt.n++] = d->contexts[c];
     double cmin = d->contexts[0], cmax = d->contexts[d->n_contexts - 1];
     double span = cmax > cmin ? log10(cmax / cmin) : 1;
@@ -427,7 +442,7 @@ static int cmp_label(const void *a, const void *b) {
 }
 
 static int chart_cost(const ReportData *d, int ci, FILE *out) {
-    int w = 1160, h = 440;
+    int w = 1160, h = 380;
     Label *pts = calloc(d->n_series ? d->n_series : 1, sizeof *pts);
     if (!pts) return 0;
     size_t n = 0;
@@ -510,11 +525,11 @@ static int chart_cost(const ReportData *d, int ci, FILE *out) {
 static const char CSS[] =
     "body{font-family:'DejaVu Sans','Liberation Sans',Arial,sans-serif;margin:24px auto;"
     "max-width:1200px;color:#1f2937;background:#f8fafc}\n"
-    "h1{font-size:24px;margin:0 0 6px}h2{font-size:19px;margin:28px 0 8px}\n"
-    "section{background:#fff;border:1px solid #e2e8f0;border-radius:6px;padding:12px 16px;"
-    "margin:16px 0}\n"
+    "h1{font-size:24px;margin:0 0 6px}h2{font-size:19px;margin:4px 0 6px}\n"
+    "section{background:#fff;border:1px solid #e2e8f0;border-radius:6px;padding:10px 16px;"
+    "margin:12px 0}\n"
     ".meta{color:#475569;font-size:13px;line-height:1.5}\n"
-    ".row{display:flex;flex-wrap:wrap;gap:12px}\n"
+    ".row{display:flex;flex-wrap:wrap;gap:12px 28px;align-items:flex-start}\n"
     "svg{display:block;max-width:100%;height:auto}\n"
     "svg text{font-family:'DejaVu Sans','Liberation Sans',Arial,sans-serif}\n"
     ".ct{font-size:15px;font-weight:bold;fill:#111827}.tick{font-size:12px;fill:#374151}\n"
@@ -522,7 +537,8 @@ static const char CSS[] =
     ".cell{font-size:12px;fill:#111827}.plabel{font-size:13px;font-weight:bold}\n"
     ".grid line{stroke:#e5e7eb;stroke-width:1}.frame{fill:none;stroke:#9ca3af}\n"
     ".train{stroke:#6b7280;stroke-width:1.5;stroke-dasharray:6 4}\n"
-    "table{border-collapse:collapse;font-size:13px;margin:6px 0}\n"
+    "table{border-collapse:collapse;font-size:13px;margin:6px 0}caption{font-size:13px;"
+    "text-align:left;padding:2px 0;color:#334155}\n"
     "th,td{border:1px solid #e2e8f0;padding:3px 8px;text-align:right}\n"
     "th:first-child,td:first-child{text-align:left}th{background:#f1f5f9}\n"
     "td.un{color:#9ca3af}td.fail{color:#b91c1c;font-weight:bold}\n"
@@ -625,10 +641,12 @@ int report_write_html(const ReportData *d, int ctx_index, FILE *out, char *err) 
         fputs("<section>\n<h2>Bits per byte against context</h2>\n<p class=\"meta\">Lower is better. "
               "Left of the dashed line the model reads no more than it was trained on; right of it "
               "it extrapolates. Bars: 95 % interval (over seeds, or of the measurement).</p>\n", out);
-        chart_vs_context(d, out, "chart-bpb", 1160, 480, "bits per byte against evaluation context",
+        chart_vs_context(d, out, "chart-bpb", 1160, 420, "bits per byte against evaluation context",
                          V_BPB, "bits per byte (held-out text)");
+        fputs("<div class=\"row\">\n", out);
         table_html(d, out, "bits per byte (unsup = the scheme cannot serve that context)", 0);
         table_html(d, out, "bpb ratio to the training context (1.00 = no degradation)", 1);
+        fputs("</div>\n", out);
         fputs("</section>\n", out);
     }
     passkey_section(d, out);
@@ -636,14 +654,16 @@ int report_write_html(const ReportData *d, int ctx_index, FILE *out, char *err) 
         fputs("<section>\n<h2>Time and memory against context</h2>\n<p class=\"meta\">Measured on the "
               "child process that evaluated each case (log-log: a straight line of slope 1 is "
               "linear growth, slope 2 quadratic).</p>\n<div class=\"row\">\n", out);
-        int t = chart_vs_context(d, out, "chart-time", 574, 400, "wall time per case", V_SECONDS,
+        int t = chart_vs_context(d, out, "chart-time", 556, 340, "wall time per case", V_SECONDS,
                                  "wall seconds (log scale)");
-        int m = chart_vs_context(d, out, "chart-memory", 574, 400, "peak memory per case", V_MIB,
+        int m = chart_vs_context(d, out, "chart-memory", 556, 340, "peak memory per case", V_MIB,
                                  "peak RSS (MiB, log scale)");
         fputs("</div>\n", out);
         if (!t && !m) fputs("<p class=\"empty\">no time or memory measured in this run</p>\n", out);
+        fputs("<div class=\"row\">\n", out);
         if (t) table_html(d, out, "wall seconds per case", 2);
         if (m) table_html(d, out, "peak RSS per case (MiB)", 3);
+        fputs("</div>\n", out);
         fputs("</section>\n<section>\n<h2>Quality against cost</h2>\n", out);
         int ci = ctx_index >= 0 ? ctx_index : (int)d->n_contexts - 1;
         if (!chart_cost(d, ci, out))
