@@ -91,3 +91,112 @@ Test(perplexity, position_buckets_double_from_the_training_length) {
     n = eval_position_buckets(64, 128, lo, hi);
     cr_assert(n == 1 && lo[0] == 0 && hi[0] == 64, "short window: %d buckets, [%d, %d)", n, lo[0], hi[0]);
 }
+
+static void tiny_model(Model *m, const char *spec, int L) {
+    char err[CB_ERR_LEN];
+    ModelConfig cfg = {.n_layer = 1, .d_model = 16, .n_head = 2, .mlp_ratio = 2, .train_ctx = L};
+    cr_assert_eq(model_build(m, &cfg, spec, 5, err), CB_OK, "%s", err);
+    Rng rng;
+    rng_seed(&rng, 6);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] += 0.1f * rng_normal(&rng);
+}
+
+static void held_out(uint8_t *b, size_t n) {
+    Rng rng;
+    rng_seed(&rng, 7);
+    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)('a' + rng_below(&rng, 6));
+}
+
+/* The mean loss, recomputed here window by window, of the last S predictions of windows of n
+   bytes starting every S bytes. */
+static double manual_bpb(Model *m, const uint8_t *h, size_t E, int n, int S, int *windows) {
+    char err[CB_ERR_LEN];
+    float *loss = malloc(sizeof(float) * (size_t)n);
+    double total = 0;
+    size_t count = 0;
+    *windows = 0;
+    for (size_t start = 0; start + (size_t)n + 1 <= E; start += (size_t)S, (*windows)++) {
+        cr_assert_eq(model_eval_window(m, h + start, h + start + 1, n, loss, NULL, err), CB_OK, "%s", err);
+        for (int t = n - S; t < n; t++) total += loss[t], count++;
+    }
+    free(loss);
+    return total / (double)count / M_LN2;
+}
+
+Test(perplexity, sliding_windows_with_stride_n_equal_the_non_overlapping_value) {
+    enum { E = 300, N = 16 };
+    Model m;
+    tiny_model(&m, "alibi", N);
+    uint8_t h[E];
+    held_out(h, E);
+    char err[CB_ERR_LEN];
+    PplResult a, b;
+    cr_assert_eq(eval_perplexity(&m, h, E, N, &a, err), CB_OK, "%s", err);
+    cr_assert_eq(eval_perplexity_sliding(&m, h, E, N, N, &b, err), CB_OK, "%s", err);
+    int w;
+    double manual = manual_bpb(&m, h, E, N, N, &w);
+    cr_assert(a.bpb == b.bpb, "non-overlapping %.12g, sliding with S = n %.12g", a.bpb, b.bpb);
+    cr_assert(fabs(a.bpb - manual) < 1e-9, "non-overlapping %.12g, recomputed %.12g", a.bpb, manual);
+    cr_assert_eq(a.windows, w, "%d windows, expected %d", a.windows, w);
+    cr_assert_eq(a.count, (size_t)w * N, "%zu scored bytes", a.count);
+    cr_assert(a.bpb_lo < a.bpb && a.bpb < a.bpb_hi, "bootstrap interval [%g, %g] around %g", a.bpb_lo, a.bpb_hi, a.bpb);
+    model_free(&m);
+}
+
+Test(perplexity, sliding_windows_score_the_last_stride_bytes_of_each_window) {
+    enum { E = 200, N = 16 };
+    Model m;
+    tiny_model(&m, "rope", N);
+    uint8_t h[E];
+    held_out(h, E);
+    char err[CB_ERR_LEN];
+    int strides[] = {1, 4, 8};
+    for (int k = 0; k < 3; k++) {
+        PplResult r;
+        cr_assert_eq(eval_perplexity_sliding(&m, h, E, N, strides[k], &r, err), CB_OK, "%s", err);
+        int w;
+        double manual = manual_bpb(&m, h, E, N, strides[k], &w);
+        cr_assert(fabs(r.bpb - manual) < 1e-9, "S = %d: %.12g, recomputed %.12g", strides[k], r.bpb, manual);
+        cr_assert(r.windows == w && r.stride == strides[k], "S = %d: %d windows (expected %d)", strides[k], r.windows, w);
+    }
+    PplResult r;
+    cr_assert_eq(eval_perplexity_sliding(&m, h, E, N, 0, &r, err), CB_EINPUT, "stride 0 accepted");
+    cr_assert_eq(eval_perplexity_sliding(&m, h, E, N, N + 1, &r, err), CB_EINPUT, "stride > n accepted");
+    model_free(&m);
+}
+
+Test(intervals, the_seed_interval_shrinks_as_seeds_are_added) {
+    /* Synthetic per-seed values: a fixed mean plus seeded noise. */
+    Rng rng;
+    rng_seed(&rng, 11);
+    double x[40];
+    for (int i = 0; i < 40; i++) x[i] = 2.0 + 0.1 * rng_normal(&rng);
+    double prev = INFINITY;
+    int ks[] = {3, 5, 10, 20, 40};
+    for (int j = 0; j < 5; j++) {
+        double mean, lo, hi;
+        eval_seed_interval(x, ks[j], &mean, &lo, &hi);
+        cr_assert(lo < mean && mean < hi, "%d seeds: [%g, %g] around %g", ks[j], lo, hi, mean);
+        cr_assert(hi - lo < prev, "%d seeds: width %g did not shrink from %g", ks[j], hi - lo, prev);
+        prev = hi - lo;
+    }
+    double mean, lo, hi, one = 1.5;
+    eval_seed_interval(&one, 1, &mean, &lo, &hi);
+    cr_assert(mean == 1.5 && isnan(lo) && isnan(hi), "one seed: %g [%g, %g]", mean, lo, hi);
+    cr_assert(fabs(eval_t975(1) - 12.706) < 1e-3 && fabs(eval_t975(100) - 1.984) < 2e-3,
+              "t quantiles %g, %g", eval_t975(1), eval_t975(100));
+}
+
+Test(intervals, bootstrap_interval_of_a_constant_is_a_point_and_of_noise_covers_the_mean) {
+    double c[10], x[200];
+    for (int i = 0; i < 10; i++) c[i] = 3.25;
+    double lo, hi;
+    eval_bootstrap_mean(c, 10, 500, 1, &lo, &hi);
+    cr_assert(lo == 3.25 && hi == 3.25, "constant: [%g, %g]", lo, hi);
+    Rng rng;
+    rng_seed(&rng, 2);
+    double mean = 0;
+    for (int i = 0; i < 200; i++) x[i] = rng_normal(&rng), mean += x[i] / 200;
+    eval_bootstrap_mean(x, 200, 1000, 3, &lo, &hi);
+    cr_assert(lo < mean && mean < hi && hi - lo < 0.4 && hi - lo > 0.15, "noise: [%g, %g] around %g", lo, hi, mean);
+}

@@ -17,7 +17,12 @@ int cmd_list(int argc, char **argv) {
     printf("schemes (trained):\n");
     for (const PeScheme *const *s = pe_all(); *s; s++)
         printf("  %-12s %s\n  %-12s   %s\n", (*s)->name, (*s)->summary, "", (*s)->paper);
-    printf("\neval-time variants: none yet\n");
+    printf("\neval-time variants (evaluate a trained model as SCHEME+VARIANT[:k=v,...]):\n");
+    for (const PeVariantInfo *v = pe_variants(); v->name; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s+%s", v->scheme, v->name);
+        printf("  %-17s %s\n  %-17s   %s\n", name, v->summary, "", v->paper);
+    }
     printf("\ntasks:\n  %-12s non-overlapping windows: bits per byte, perplexity, ratio to the training\n"
            "  %-12s context, and loss by position bucket [0,L), [L,2L), [2L,4L), ...\n",
            "perplexity", "");

@@ -17,39 +17,85 @@ int eval_position_buckets(int n, int L, int *lo, int *hi) {
     return k;
 }
 
-int eval_perplexity(Model *m, const uint8_t *heldout, size_t E, int n, PplResult *r, char *err) {
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void eval_bootstrap_mean(const double *x, int k, int resamples, uint64_t seed, double *lo, double *hi) {
+    *lo = *hi = NAN;
+    if (k < 2 || resamples < 2) return;
+    double *means = malloc(sizeof(double) * (size_t)resamples);
+    if (!means) return;
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int b = 0; b < resamples; b++) {
+        double s = 0.0;
+        for (int i = 0; i < k; i++) s += x[rng_below(&rng, (uint32_t)k)];
+        means[b] = s / k;
+    }
+    qsort(means, (size_t)resamples, sizeof *means, cmp_double);
+    *lo = means[(int)(0.025 * (resamples - 1) + 0.5)];
+    *hi = means[(int)(0.975 * (resamples - 1) + 0.5)];
+    free(means);
+}
+
+int eval_perplexity_sliding(Model *m, const uint8_t *heldout, size_t E, int n, int S, PplResult *r,
+                            char *err) {
     memset(r, 0, sizeof *r);
+    if (S < 1 || S > n)
+        return cb_error(err, CB_EINPUT, "perplexity: stride %d outside 1..%d", S, n);
     if (n < 1 || E < (size_t)n + 1)
         return cb_error(err, CB_EINPUT, "perplexity: %zu held-out bytes cannot fill one window of %d", E, n);
     int rc = pe_prepare(&m->pe, n, err);
     if (rc) return rc;
+    int windows = (int)((E - 1 - (size_t)n) / (size_t)S) + 1;
     float *losses = malloc(sizeof(float) * (size_t)n);
-    if (!losses) return cb_error(err, CB_ENOMEM, "perplexity: out of memory");
-
+    double *per_window = malloc(sizeof(double) * (size_t)windows);
+    if (!losses || !per_window) {
+        free(losses);
+        free(per_window);
+        return cb_error(err, CB_ENOMEM, "perplexity: out of memory");
+    }
     r->n_buckets = eval_position_buckets(n, m->cfg.train_ctx, r->bucket_lo, r->bucket_hi);
     double bucket_nats[EVAL_MAX_BUCKETS] = {0};
     double total = 0.0;
-    int windows = (int)((E - 1) / (size_t)n);
+    int first = n - S; /* the scored positions of every window: [n - S, n) */
     for (int w = 0; w < windows; w++) {
-        const uint8_t *in = heldout + (size_t)w * n;
+        const uint8_t *in = heldout + (size_t)w * S;
         rc = model_eval_window(m, in, in + 1, n, losses, NULL, err);
         if (rc) break;
+        double wsum = 0.0;
         for (int b = 0; b < r->n_buckets; b++) {
+            int lo = r->bucket_lo[b] > first ? r->bucket_lo[b] : first;
             double s = 0.0;
-            for (int t = r->bucket_lo[b]; t < r->bucket_hi[b]; t++) s += losses[t];
+            for (int t = lo; t < r->bucket_hi[b]; t++) s += losses[t];
+            if (r->bucket_hi[b] > lo) r->bucket_count[b] += (size_t)(r->bucket_hi[b] - lo);
             bucket_nats[b] += s;
-            r->bucket_count[b] += (size_t)(r->bucket_hi[b] - r->bucket_lo[b]);
-            total += s;
+            wsum += s;
         }
+        per_window[w] = wsum / S / M_LN2;
+        total += wsum;
     }
     free(losses);
-    if (rc) return rc;
+    if (rc) {
+        free(per_window);
+        return rc;
+    }
     r->windows = windows;
-    r->count = (size_t)windows * (size_t)n;
+    r->stride = S;
+    r->count = (size_t)windows * (size_t)S;
     r->nats = total / (double)r->count;
     r->bpb = r->nats / M_LN2;
     r->ppl = exp(r->nats);
+    eval_bootstrap_mean(per_window, windows, EVAL_BOOTSTRAP, 0xB007 + (uint64_t)n * 31 + (uint64_t)S,
+                        &r->bpb_lo, &r->bpb_hi);
+    free(per_window);
     for (int b = 0; b < r->n_buckets; b++)
-        r->bucket_bpb[b] = bucket_nats[b] / (double)r->bucket_count[b] / M_LN2;
+        r->bucket_bpb[b] = r->bucket_count[b] ? bucket_nats[b] / (double)r->bucket_count[b] / M_LN2 : NAN;
     return CB_OK;
+}
+
+int eval_perplexity(Model *m, const uint8_t *heldout, size_t E, int n, PplResult *r, char *err) {
+    return eval_perplexity_sliding(m, heldout, E, n, n, r, err);
 }

@@ -5,6 +5,7 @@
  */
 #include "model/kernels.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -148,10 +149,17 @@ static inline int relkv_index(int j, int i, int k) {
     return (d < -k ? -k : d) + k;
 }
 
+/* a . b over HS: the one place scores are summed, so the backward recomputes them bit for bit. */
+static inline float dot_hs(const float *a, const float *b, int HS) {
+    float s = 0.0f;
+    for (int d = 0; d < HS; d++) s += a[d] * b[d];
+    return s;
+}
+
 /*
  * p[j] = softmax_j(score(i, j)) for j <= i and out = sum_j p[j] (v_j [+ wv[idx]]), where
- * score = (q.k_j [+ q.wk[idx]]) * scale + b(i, j), or the alternative q.k for keys the encoding
- * says, and -inf for masked keys. p has room for i + 1 floats.
+ * score = (q.k_j [+ q.wk[idx]]) * scale [+ the content term of score_row] + b(i, j), or the
+ * alternative q.k for keys the encoding says, and -inf for masked keys. p has room for i + 1 floats.
  */
 static void attention_row(float *out, float *p, const AttRow *r) {
     int i = r->i, HS = r->HS;
@@ -161,9 +169,7 @@ static void attention_row(float *out, float *p, const AttRow *r) {
     for (int j = 0; j <= i; j++) {
         const float *qq = j < alt_end ? r->qa : r->q;
         const float *kj = (j < alt_end ? r->ka : r->k) + (size_t)j * r->stride;
-        float s = 0.0f;
-        for (int d = 0; d < HS; d++) s += qq[d] * kj[d];
-        p[j] = s * r->scale;
+        p[j] = dot_hs(qq, kj, HS) * r->scale;
     }
     float qw[PE_RELKV_MAX_K + 1];
     if (r->wk) {
@@ -175,6 +181,7 @@ static void attention_row(float *out, float *p, const AttRow *r) {
         }
         for (int j = 0; j <= i; j++) p[j] += qw[relkv_index(j, i, r->rel_k)];
     }
+    if (r->pe && r->pe->scheme->score_row) r->pe->scheme->score_row(r->pe, r->layer, r->h, i, r->q, p);
     if (r->pe && r->pe->scheme->bias_row) r->pe->scheme->bias_row(r->pe, r->layer, r->h, i, 0, i + 1, p);
     for (int j = mask_lo; j < mask_hi && j <= i; j++) p[j] = -INFINITY;
     float maxv = -INFINITY;
@@ -275,66 +282,121 @@ static void relkv_table_backward(float *dwk, float *dwv, int rel_k, const float 
     }
 }
 
-void attention_backward(float *dqkv, float *dscores, const float *dout, const float *qkv,
-                        const float *att, const PeModel *pe, int layer, int B, int T, int C, int NH) {
+/* What one (b, h) of the backward reads besides its slices of qkv, att, dout, dqkv and dscores. */
+typedef struct {
+    const PeModel *pe;
+    int layer;
+    float scale;
+    const float *wk, *wv; /* Shaw tables or NULL */
+    int rel_k;
+    float *work;   /* score_row_backward: (2T) scratch rows, or NULL */
+    float *dparam; /* score_row_backward: this (b, h)'s partial parameter gradient, or NULL */
+} AttBack;
+
+/* dqkv (T, 3C) of sequence b, head h = set, dscores (T, T) of (b, h) = set. */
+static void attention_head_backward(float *dbase, float *ds, const float *dout_b, const float *base,
+                                    const float *a, const AttBack *ab, int h, int T, int C, int NH) {
     int HS = C / NH;
     size_t stride = 3 * (size_t)C;
-    float scale = 1.0f / sqrtf((float)HS);
-    const float *wk, *wv;
+    float scale = ab->scale;
+    const float *wk = ab->wk, *wv = ab->wv;
+    int rel_k = ab->rel_k;
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < 3; c++) memset(dbase + t * stride + c * C + h * HS, 0, sizeof(float) * HS);
+    for (int i = 0; i < T; i++) {
+        const float *p = a + (size_t)i * T;
+        float *dsi = ds + (size_t)i * T;
+        const float *dy = dout_b + (size_t)i * C + h * HS;
+        const float *q = base + i * stride + h * HS;
+        float *dq = dbase + i * stride + h * HS;
+        float dot = 0.0f;
+        for (int j = 0; j <= i; j++) {
+            const float *vj = base + j * stride + 2 * C + h * HS;
+            float *dvj = dbase + j * stride + 2 * C + h * HS;
+            float dp = 0.0f;
+            for (int d = 0; d < HS; d++) {
+                dp += dy[d] * vj[d];
+                dvj[d] += p[j] * dy[d];
+            }
+            if (wv) {
+                const float *w = wv + (size_t)relkv_index(j, i, rel_k) * HS;
+                for (int d = 0; d < HS; d++) dp += dy[d] * w[d];
+            }
+            dsi[j] = dp;
+            dot += p[j] * dp;
+        }
+        for (int j = 0; j <= i; j++) dsi[j] = p[j] * (dsi[j] - dot);
+        /* dsi: the gradient w.r.t. the final scores. A content term (CoPE) maps it to the gradient
+           w.r.t. the scaled q.k scores, recomputed here exactly as the forward computed them. */
+        const float *gs = dsi;
+        if (ab->work) {
+            float *s = ab->work;
+            for (int j = 0; j <= i; j++) s[j] = dot_hs(q, base + j * stride + C + h * HS, HS) * scale;
+            ab->pe->scheme->score_row_backward(ab->pe, ab->layer, h, i, q, s, dsi, dq, ab->work + T, ab->dparam);
+            gs = s;
+        }
+        for (int j = 0; j <= i; j++) {
+            float g = gs[j];
+            const float *kj = base + j * stride + C + h * HS;
+            float *dkj = dbase + j * stride + C + h * HS;
+            for (int d = 0; d < HS; d++) {
+                dq[d] += g * scale * kj[d];
+                dkj[d] += g * scale * q[d];
+            }
+            if (wk) {
+                const float *w = wk + (size_t)relkv_index(j, i, rel_k) * HS;
+                for (int d = 0; d < HS; d++) dq[d] += g * scale * w[d];
+            }
+        }
+        for (int j = i + 1; j < T; j++) dsi[j] = 0.0f;
+    }
+}
+
+int attention_backward(float *dqkv, float *dscores, const float *dout, const float *qkv,
+                       const float *att, const PeModel *pe, int layer, int B, int T, int C, int NH) {
+    int HS = C / NH;
+    size_t stride = 3 * (size_t)C;
+    AttBack ab = {.pe = pe, .layer = layer, .scale = 1.0f / sqrtf((float)HS)};
     float *dwk, *dwv;
-    int rel_k = layer_relkv(pe, layer, &wk, &wv, &dwk, &dwv);
-    /* Each (b, h) owns its slice of dqkv and dscores, so the loop needs no synchronisation. */
+    ab.rel_k = layer_relkv(pe, layer, &ab.wk, &ab.wv, &dwk, &dwv);
+    /* A content term (CoPE): each (b, h) gets two scratch rows and, when training the encoding, a
+       partial gradient of the layer's parameters; partials are summed in (b, h) order below, so
+       the result is the same for every thread count. */
+    int scored = pe && pe->scheme->score_row_backward;
+    assert(!(scored && ab.wk)); /* score_row schemes have no relkv tables */
+    size_t G = scored && pe->grads ? pe_param_count(pe) / (size_t)pe->dims.n_layer : 0;
+    size_t per = 2 * (size_t)T + G;
+    float *work = NULL;
+    if (scored) {
+        work = calloc((size_t)B * NH * per, sizeof *work);
+        if (!work) return CB_ENOMEM;
+    }
+    /* Each (b, h) owns its slice of dqkv, dscores and work, so the loop needs no synchronisation. */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
-            const float *base = qkv + (size_t)b * T * stride;
-            float *dbase = dqkv + (size_t)b * T * stride;
-            for (int t = 0; t < T; t++)
-                for (int c = 0; c < 3; c++)
-                    memset(dbase + t * stride + c * C + h * HS, 0, sizeof(float) * HS);
-            const float *a = att + ((size_t)b * NH + h) * T * T;
-            float *ds = dscores + ((size_t)b * NH + h) * T * T;
-            for (int i = 0; i < T; i++) {
-                const float *p = a + (size_t)i * T;
-                float *dsi = ds + (size_t)i * T;
-                const float *dy = dout + ((size_t)b * T + i) * C + h * HS;
-                const float *q = base + i * stride + h * HS;
-                float *dq = dbase + i * stride + h * HS;
-                float dot = 0.0f;
-                for (int j = 0; j <= i; j++) {
-                    const float *vj = base + j * stride + 2 * C + h * HS;
-                    float *dvj = dbase + j * stride + 2 * C + h * HS;
-                    float dp = 0.0f;
-                    for (int d = 0; d < HS; d++) {
-                        dp += dy[d] * vj[d];
-                        dvj[d] += p[j] * dy[d];
-                    }
-                    if (wv) {
-                        const float *w = wv + (size_t)relkv_index(j, i, rel_k) * HS;
-                        for (int d = 0; d < HS; d++) dp += dy[d] * w[d];
-                    }
-                    dsi[j] = dp;
-                    dot += p[j] * dp;
-                }
-                for (int j = 0; j <= i; j++) {
-                    float g = p[j] * (dsi[j] - dot);
-                    dsi[j] = g;
-                    const float *kj = base + j * stride + C + h * HS;
-                    float *dkj = dbase + j * stride + C + h * HS;
-                    for (int d = 0; d < HS; d++) {
-                        dq[d] += g * scale * kj[d];
-                        dkj[d] += g * scale * q[d];
-                    }
-                    if (wk) {
-                        const float *w = wk + (size_t)relkv_index(j, i, rel_k) * HS;
-                        for (int d = 0; d < HS; d++) dq[d] += g * scale * w[d];
-                    }
-                }
-                for (int j = i + 1; j < T; j++) dsi[j] = 0.0f;
+            AttBack kb = ab;
+            if (work) {
+                kb.work = work + ((size_t)b * NH + h) * per;
+                kb.dparam = G ? kb.work + 2 * (size_t)T : NULL;
             }
+            attention_head_backward(dqkv + (size_t)b * T * stride, dscores + ((size_t)b * NH + h) * T * T,
+                                    dout + (size_t)b * T * C, qkv + (size_t)b * T * stride,
+                                    att + ((size_t)b * NH + h) * T * T, &kb, h, T, C, NH);
         }
     }
-    if (dwk) relkv_table_backward(dwk, dwv, rel_k, dscores, att, qkv, dout, B, T, C, NH);
+    if (G) {
+        float *dparam = pe->grads + (size_t)layer * G;
+#pragma omp parallel for schedule(static)
+        for (size_t x = 0; x < G; x++) {
+            float sum = 0.0f;
+            for (size_t bh = 0; bh < (size_t)B * NH; bh++) sum += work[bh * per + 2 * (size_t)T + x];
+            dparam[x] += sum;
+        }
+    }
+    free(work);
+    if (dwk) relkv_table_backward(dwk, dwv, ab.rel_k, dscores, att, qkv, dout, B, T, C, NH);
+    return CB_OK;
 }
 
 void attention_eval(float *out, float *scratch, const float *qkv, const float *qkv_alt,

@@ -42,10 +42,13 @@ void attention_forward(float *out, float *att, const float *qkv, const PeModel *
                        int B, int T, int C, int NH);
 void attention_forward_naive(float *out, float *att, const float *qkv, const PeModel *pe,
                              int layer, int B, int T, int C, int NH);
-/* dqkv (B, T, 3C) = set; dscores (B, NH, T, T) = set: gradient w.r.t. the scaled, biased scores.
-   Relative key/value tables of the encoding (Shaw) get their gradients accumulated too. */
-void attention_backward(float *dqkv, float *dscores, const float *dout, const float *qkv,
-                        const float *att, const PeModel *pe, int layer, int B, int T, int C, int NH);
+/* dqkv (B, T, 3C) = set; dscores (B, NH, T, T) = set: gradient w.r.t. the final (scaled, biased)
+   scores. Relative key/value tables of the encoding (Shaw) and the parameters of a content term
+   (CoPE's score_row_backward) get their gradients accumulated too (when pe->grads is set).
+   Returns CB_OK, or CB_ENOMEM when the scratch of a content term cannot be allocated (other
+   encodings allocate nothing). */
+int attention_backward(float *dqkv, float *dscores, const float *dout, const float *qkv,
+                       const float *att, const PeModel *pe, int layer, int B, int T, int C, int NH);
 
 /* Evaluation attention over one sequence of n positions: out (n, C) from qkv (n, 3C), streaming
    one query row at a time. scratch (omp_get_max_threads(), n): one score row per thread.

@@ -290,8 +290,9 @@ static float forward_train(Model *m, const Acts *a, const uint8_t *inputs, const
     return (float)(sum / (double)BT);
 }
 
-static void backward_train(Model *m, const Acts *a, const DActs *d, const uint8_t *inputs,
-                           const uint8_t *targets, const int *pos) {
+/* CB_OK, or CB_ENOMEM from an attention backward that needs scratch (a content term). */
+static int backward_train(Model *m, const Acts *a, const DActs *d, const uint8_t *inputs,
+                          const uint8_t *targets, const int *pos) {
     const ModelConfig *cfg = &m->cfg;
     int B = m->acts_B, T = m->acts_T, C = cfg->d_model, NH = cfg->n_head, L = cfg->n_layer;
     int F = cfg->mlp_ratio * C;
@@ -326,7 +327,8 @@ static void backward_train(Model *m, const Acts *a, const DActs *d, const uint8_
         /* Attention: res2 = resid + attproj(attention(encoding(qkv(ln1(resid))))). */
         matmul_backward(d->datty, 0, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, d->dres,
                         atty, m->p.attprojw + (size_t)l * C * C, BT, C, C);
-        attention_backward(d->dqkv, d->dscores, d->datty, qkv, att, &m->pe, l, B, T, C, NH);
+        int rc = attention_backward(d->dqkv, d->dscores, d->datty, qkv, att, &m->pe, l, B, T, C, NH);
+        if (rc) return rc;
         if (sc->bias_backward && m->pe.grads) sc->bias_backward(&m->pe, l, d->dscores, B, T);
         if (sc->qk_backward)
             for (int b = 0; b < B; b++)
@@ -344,6 +346,7 @@ static void backward_train(Model *m, const Acts *a, const DActs *d, const uint8_
         const float *dx = d->dres + n * C;
         for (int c = 0; c < C; c++) row[c] += dx[c];
     }
+    return CB_OK;
 }
 
 static int *plain_positions(int T) {
@@ -369,8 +372,9 @@ static int loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets
     point_acts(m, &a, &d);
     memset(m->grads, 0, sizeof(float) * m->n_params);
     *loss = forward_train(m, &a, inputs, targets, pos);
-    backward_train(m, &a, &d, inputs, targets, pos);
+    rc = backward_train(m, &a, &d, inputs, targets, pos);
     free(pos);
+    if (rc) return cb_error(err, rc, "model: out of memory for the attention backward of %s", m->pe.scheme->name);
     return CB_OK;
 }
 

@@ -6,6 +6,11 @@
  *
  * There is no row for pos >= rows: prepare(n) with n > rows is CB_EUNSUPPORTED, never clamped.
  * rows defaults to the training context.
+ *
+ * randomized=N (Ruoss et al. 2023, arXiv:2305.16843, PE_SPEC §13): each training window of T
+ * tokens takes T sorted distinct positions drawn from [0, N) (N >= the training context, checked
+ * at init), so every row of an N-row table is trained; rows then defaults to N and may not be
+ * smaller. Evaluation keeps 0..n-1 (n <= rows). 0 or absent = off; the canonical form omits it.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -15,10 +20,11 @@
 
 typedef struct {
     int rows;
+    int randomized; /* N: training positions sampled from [0, N); 0 = plain positions */
 } LearnedState;
 
 static int learned_init(PeModel *pe, char *err) {
-    static const char *const keys[] = {"rows", NULL};
+    static const char *const keys[] = {"randomized", "rows", NULL};
     const PeSpec *spec = &pe->spec;
     if (spec->variant[0])
         return cb_error(err, CB_EINPUT, "unknown eval-time variant '%s' for scheme 'learned'", spec->variant);
@@ -27,7 +33,20 @@ static int learned_init(PeModel *pe, char *err) {
     LearnedState *st = calloc(1, sizeof *st);
     if (!st) return cb_error(err, CB_ENOMEM, "learned: out of memory");
     pe->state = st;
-    return pe_opt_int(spec, "rows", pe->dims.train_ctx, 1, (long long)CB_MAX_CONTEXT, &st->rows, err);
+    rc = pe_opt_int(spec, "randomized", 0, 0, (long long)CB_MAX_CONTEXT, &st->randomized, err);
+    if (rc) return rc;
+    int N = st->randomized;
+    if (N && N < pe->dims.train_ctx)
+        return cb_error(err, CB_EINPUT,
+                        "learned: randomized=%d must be at least the training context %d (a window draws that "
+                        "many distinct positions from [0, %d))",
+                        N, pe->dims.train_ctx, N);
+    rc = pe_opt_int(spec, "rows", N ? N : pe->dims.train_ctx, 1, (long long)CB_MAX_CONTEXT, &st->rows, err);
+    if (rc) return rc;
+    if (N && st->rows < N)
+        return cb_error(err, CB_EINPUT, "learned: rows=%d is too short for randomized=%d (positions reach %d)",
+                        st->rows, N, N - 1);
+    return CB_OK;
 }
 
 static void learned_destroy(PeModel *pe) {
@@ -37,7 +56,8 @@ static void learned_destroy(PeModel *pe) {
 
 static void learned_canonical(const PeModel *pe, char *buf, size_t n) {
     const LearnedState *st = pe->state;
-    snprintf(buf, n, "rows=%d", st->rows);
+    if (st->randomized) snprintf(buf, n, "randomized=%d,rows=%d", st->randomized, st->rows);
+    else snprintf(buf, n, "rows=%d", st->rows);
 }
 
 static size_t learned_param_count(const PeModel *pe) {
@@ -84,6 +104,15 @@ static void learned_embed_backward(PeModel *pe, float *dx, const int *pos, int T
     }
 }
 
+static void learned_train_positions(const PeModel *pe, Rng *rng, int T, int *pos) {
+    const LearnedState *st = pe->state;
+    if (st->randomized) {
+        pe_sample_positions(rng, st->randomized, T, pos);
+        return;
+    }
+    for (int t = 0; t < T; t++) pos[t] = t;
+}
+
 static int learned_inspect(const PeModel *pe, const PeInspectArgs *args, FILE *out, char *err) {
     static const int def_pos[] = {0, 1, 2, 10};
     const LearnedState *st = pe->state;
@@ -122,5 +151,6 @@ const PeScheme pe_learned = {
     .state_bytes = learned_state_bytes,
     .embed_forward = learned_embed_forward,
     .embed_backward = learned_embed_backward,
+    .train_positions = learned_train_positions,
     .inspect = learned_inspect,
 };

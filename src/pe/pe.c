@@ -18,6 +18,8 @@ extern const PeScheme pe_xpos;
 extern const PeScheme pe_kerple;
 extern const PeScheme pe_fire;
 extern const PeScheme pe_sandwich;
+extern const PeScheme pe_shaw;
+extern const PeScheme pe_cope;
 
 static const PeScheme *const registry[] = {
     &pe_nope,
@@ -30,6 +32,8 @@ static const PeScheme *const registry[] = {
     &pe_kerple,
     &pe_fire,
     &pe_sandwich,
+    &pe_shaw,
+    &pe_cope,
     NULL,
 };
 
@@ -191,6 +195,12 @@ void pe_canonical(const PeModel *pe, char *buf, size_t n) {
     if (!pe->scheme) return;
     char opts[512] = "";
     if (pe->scheme->canonical) pe->scheme->canonical(pe, opts, sizeof opts);
+    /* '+' starts a variant, so an exponent printed by %g ("5.000055e+07") loses its sign: the
+       canonical form must parse again (found by fuzz/fuzz_spec.c). */
+    for (char *r = opts, *o = opts;; r++) {
+        if (*r == '+' && r > opts && (r[-1] == 'e' || r[-1] == 'E')) continue;
+        if (!(*o++ = *r)) break;
+    }
     size_t used = 0;
     int w = snprintf(buf, n, "%s%s%s", pe->scheme->name, opts[0] ? ":" : "", opts);
     if (w < 0 || (size_t)w >= n) return;

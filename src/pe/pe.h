@@ -8,6 +8,8 @@
  *   qk      transforms q and k of every head per position (RoPE and its extensions)
  *   bias    additive pre-softmax score b_h(i, j), added after the 1/sqrt(HS) scaling (ALiBi, T5)
  *   relkv   key and value tables indexed by clipped j - i (Shaw)
+ *   score   a content-dependent term added to each query's score row, a function of q and the
+ *           row's scores (CoPE)
  *   alt     eval-time alternative scores for some keys of each query, and masked keys
  *           (Self-Extend, ReRoPE, LM-Infinite): a second transform of the raw q and k
  *
@@ -119,6 +121,20 @@ struct PeScheme {
     int (*relkv)(const PeModel *pe, int layer, const float **wk, const float **wv, float **dwk,
                  float **dwv);
 
+    /* Content-dependent scores (CoPE). Query i of head h, q (HS) its query: s (i + 1) holds the
+       scaled scores q.k_j / sqrt(HS) of keys 0..i; adds the encoding's term in place. Runs before
+       bias_row, in training and evaluation alike. A scheme with score_row has no relkv. */
+    void (*score_row)(const PeModel *pe, int layer, int h, int i, const float *q, float *s);
+    /* Backward of score_row for one row (required with it). s (i + 1): the scores score_row
+       received in, the gradient w.r.t. them out; ds (i + 1): the gradient w.r.t. its output;
+       dq (HS) += the gradient through the added term; work: i + 1 floats of scratch. dparams
+       (NULL: skip) += the gradient w.r.t. the layer's parameters, laid out like the layer's block
+       pe->params + layer * (param_count / n_layer): a scheme with score_row keeps n_layer equal
+       blocks. Writes nothing else, so rows of different (b, h) run in parallel and the caller
+       gives each (b, h) its own dparams partial. */
+    void (*score_row_backward)(const PeModel *pe, int layer, int h, int i, const float *q, float *s,
+                               const float *ds, float *dq, float *work, float *dparams);
+
     /* Positions of one training window (randomized positions): fills pos[0..T). NULL = 0..T-1.
        Evaluation always uses 0..n-1. */
     void (*train_positions)(const PeModel *pe, Rng *rng, int T, int *pos);
@@ -166,6 +182,11 @@ void pe_canonical(const PeModel *pe, char *buf, size_t n);
 int pe_prepare(PeModel *pe, int n, char *err);
 size_t pe_param_count(const PeModel *pe);
 size_t pe_state_bytes(const PeModel *pe, int n);
+
+/* Randomized positions (Ruoss et al. 2023, PE_SPEC §13): pos[0..T) = T distinct integers drawn
+   uniformly from [0, N) with rng and sorted ascending; 1 <= T <= N <= CB_MAX_CONTEXT. N = T gives
+   0..T-1. Floyd's algorithm: T draws, no allocation. */
+void pe_sample_positions(Rng *rng, int N, int T, int *pos);
 
 /* Option helpers for schemes: value lookup and typed parsing with one-line errors. */
 const char *pe_opt(const PeSpec *spec, const char *key); /* NULL if absent */

@@ -9,6 +9,11 @@
  * The paper feeds E[token] * sqrt(C) + PE[pos] to layer 1 (§3.4): option embed_scale=sqrt
  * (default) does that, embed_scale=1 adds PE to the unscaled embeddings.
  * No parameters. prepare caches the rows 0..n-1 as floats (computed in double).
+ *
+ * randomized=N (Ruoss et al. 2023, arXiv:2305.16843, PE_SPEC §13): each training window of T
+ * tokens takes T sorted distinct positions drawn from [0, N) instead of 0..T-1 (N >= the training
+ * context, checked at init); evaluation keeps 0..n-1. prepare then caches max(n, N) rows.
+ * 0 or absent = off, and the canonical form omits it.
  */
 #include <assert.h>
 #include <math.h>
@@ -23,6 +28,7 @@ typedef struct {
     double base;
     int layout;
     int sqrt_scale; /* token embeddings multiplied by sqrt(C) */
+    int randomized; /* N: training positions sampled from [0, N); 0 = plain positions */
     float *rows; /* (n, C) cached encodings */
     int n;
 } SinState;
@@ -36,7 +42,7 @@ static void fmt_double(double x, char *buf, size_t n) {
 }
 
 static int sin_init(PeModel *pe, char *err) {
-    static const char *const keys[] = {"base", "embed_scale", "layout", NULL};
+    static const char *const keys[] = {"base", "embed_scale", "layout", "randomized", NULL};
     const PeSpec *spec = &pe->spec;
     if (spec->variant[0])
         return cb_error(err, CB_EINPUT, "unknown eval-time variant '%s' for scheme 'sinusoidal'", spec->variant);
@@ -59,6 +65,13 @@ static int sin_init(PeModel *pe, char *err) {
     else if (strcmp(scale, "1") == 0) st->sqrt_scale = 0;
     else
         return cb_error(err, CB_EINPUT, "sinusoidal: option 'embed_scale' must be sqrt or 1, got '%s'", scale);
+    rc = pe_opt_int(spec, "randomized", 0, 0, (long long)CB_MAX_CONTEXT, &st->randomized, err);
+    if (rc) return rc;
+    if (st->randomized && st->randomized < pe->dims.train_ctx)
+        return cb_error(err, CB_EINPUT,
+                        "sinusoidal: randomized=%d must be at least the training context %d (a window draws "
+                        "that many distinct positions from [0, %d))",
+                        st->randomized, pe->dims.train_ctx, st->randomized);
     return CB_OK;
 }
 
@@ -73,9 +86,13 @@ static void sin_canonical(const PeModel *pe, char *buf, size_t n) {
     const SinState *st = pe->state;
     char base[40];
     fmt_double(st->base, base, sizeof base);
-    snprintf(buf, n, "base=%s,embed_scale=%s,layout=%s", base, st->sqrt_scale ? "sqrt" : "1",
-             st->layout == LAYOUT_CONCAT ? "concat" : "interleaved");
+    int w = snprintf(buf, n, "base=%s,embed_scale=%s,layout=%s", base, st->sqrt_scale ? "sqrt" : "1",
+                     st->layout == LAYOUT_CONCAT ? "concat" : "interleaved");
+    if (st->randomized && w >= 0 && (size_t)w < n) snprintf(buf + w, n - (size_t)w, ",randomized=%d", st->randomized);
 }
+
+/* Rows the cache needs for context n: training positions may reach randomized - 1. */
+static int sin_rows_needed(const SinState *st, int n) { return n > st->randomized ? n : st->randomized; }
 
 /* The encoding of position p, out (C). Shared by prepare and inspect. */
 static void sin_row(const SinState *st, int C, long p, float *out) {
@@ -95,6 +112,7 @@ static void sin_row(const SinState *st, int C, long p, float *out) {
 
 static int sin_prepare(PeModel *pe, int n, char *err) {
     SinState *st = pe->state;
+    n = sin_rows_needed(st, n);
     if (st->n == n) return CB_OK; /* already built */
     int C = pe->dims.d_model;
     size_t count;
@@ -110,7 +128,16 @@ static int sin_prepare(PeModel *pe, int n, char *err) {
 }
 
 static size_t sin_state_bytes(const PeModel *pe, int n) {
-    return (size_t)n * (size_t)pe->dims.d_model * sizeof(float);
+    return (size_t)sin_rows_needed(pe->state, n) * (size_t)pe->dims.d_model * sizeof(float);
+}
+
+static void sin_train_positions(const PeModel *pe, Rng *rng, int T, int *pos) {
+    const SinState *st = pe->state;
+    if (st->randomized) {
+        pe_sample_positions(rng, st->randomized, T, pos);
+        return;
+    }
+    for (int t = 0; t < T; t++) pos[t] = t;
 }
 
 static void sin_embed_forward(const PeModel *pe, float *x, const int *pos, int T) {
@@ -163,5 +190,6 @@ const PeScheme pe_sinusoidal = {
     .state_bytes = sin_state_bytes,
     .embed_forward = sin_embed_forward,
     .embed_backward = sin_embed_backward,
+    .train_positions = sin_train_positions,
     .inspect = sin_inspect,
 };

@@ -13,7 +13,7 @@
 #include "report/report.h"
 
 typedef struct {
-    char label[224];     /* what charts and tables call it: "rope", "rope+yarn", "rope L=256" */
+    char label[320];     /* what charts and tables call it: "rope", "rope+yarn", "rope L=256" */
     char scheme[128];
     char variant[64];
     int train_ctx;
