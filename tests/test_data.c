@@ -235,6 +235,28 @@ Test(data, directory_corpus_concatenates_regular_files_in_sorted_order) {
     remove_tree(tmpdir);
 }
 
+Test(data, directory_corpus_skips_symlinks_and_binary_files_like_fortunes_indexes) {
+    make_tmpdir();
+    char path[300], target[300], src[320], err[CB_ERR_LEN] = "";
+    snprintf(path, sizeof path, "%s/cookie", tmpdir);
+    write_file(path, "aaaaaaaaaaaaaaaaaaaa", 20);
+    snprintf(path, sizeof path, "%s/cookie.dat", tmpdir); /* binary index with NUL bytes */
+    write_file(path, "\0\0\0\2xx\0\0yy", 10);
+    snprintf(target, sizeof target, "%s/cookie", tmpdir);
+    snprintf(path, sizeof path, "%s/cookie.u8", tmpdir); /* a symlink to the text */
+    cr_assert_eq(symlink(target, path), 0);
+    snprintf(path, sizeof path, "%s/zen", tmpdir);
+    write_file(path, "bbbbbbbbbbbbbbbbbbbb", 20);
+    snprintf(src, sizeof src, "file:%s", tmpdir);
+    Corpus c;
+    int rc = corpus_load(&c, src, 20, err);
+    cr_assert_eq(rc, CB_OK, "rc %d: %s", rc, err);
+    cr_assert_eq(c.n, 40, "n = %zu: the symlink or the binary file was read", c.n);
+    cr_expect_eq(memcmp(c.bytes, "aaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbb", 40), 0, "got '%.40s'", (char *)c.bytes);
+    corpus_free(&c);
+    remove_tree(tmpdir);
+}
+
 Test(data, empty_directory_is_refused) {
     make_tmpdir();
     char src[320], err[CB_ERR_LEN] = "";

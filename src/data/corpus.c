@@ -147,7 +147,9 @@ static int cmp_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Reads a directory's regular files (symlinks followed) in strcmp order. */
+/* Reads a directory's regular text files in strcmp order. Symlinks are skipped (in Debian's
+   fortunes, name.u8 links to name and would repeat it) and so are files holding a NUL byte
+   (binary indexes such as fortunes' name.dat). */
 static int read_dir(const char *dir, uint8_t **buf, size_t *n, size_t *cap, char *err) {
     DIR *d = opendir(dir);
     if (!d) return cb_error(err, CB_EIO, "corpus directory '%s': %s", dir, strerror(errno));
@@ -165,7 +167,7 @@ static int read_dir(const char *dir, uint8_t **buf, size_t *n, size_t *cap, char
         }
         snprintf(p, len, "%s/%s", dir, e->d_name);
         struct stat st;
-        if (stat(p, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode)) {
             free(p);
             continue;
         }
@@ -188,7 +190,15 @@ static int read_dir(const char *dir, uint8_t **buf, size_t *n, size_t *cap, char
     }
     /* Sorting full paths with one common prefix orders them as their names. */
     qsort(paths, np, sizeof *paths, cmp_names);
-    for (size_t i = 0; i < np && rc == CB_OK; i++) rc = read_append(paths[i], buf, n, cap, err);
+    size_t kept = 0;
+    for (size_t i = 0; i < np && rc == CB_OK; i++) {
+        size_t start = *n;
+        rc = read_append(paths[i], buf, n, cap, err);
+        if (rc == CB_OK && memchr(*buf + start, 0, *n - start)) *n = start; /* binary: skip */
+        else kept++;
+    }
+    if (rc == CB_OK && kept == 0)
+        rc = cb_error(err, CB_EINPUT, "corpus directory '%s' has no text files", dir);
 done:
     for (size_t i = 0; i < np; i++) free(paths[i]);
     free(paths);

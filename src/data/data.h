@@ -5,7 +5,8 @@
  * part is the last `eval_bytes` bytes, and it is the same for every evaluation context.
  *
  * Sources:
- *   file:PATH             a file, or a directory whose regular files are read in sorted order
+ *   file:PATH             a file, or a directory whose regular text files are read in sorted
+ *                         order (symlinks and files holding a NUL byte are skipped)
  *   builtin:NAME[:k=v]    a deterministic generated corpus (see data_builtin_names()); options
  *                         bytes=N (default 2 MiB) and seed=S (default 1), e.g. builtin:prose:bytes=1000000
  */

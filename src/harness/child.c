@@ -8,8 +8,10 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -154,9 +156,68 @@ static int parse_message(const char *buf, size_t len, ChildResult *res) {
     return 0;
 }
 
-static void child_main(ChildWork work, void *arg, int threads, int fd) {
+/* ---- signals ---- */
+
+static volatile sig_atomic_t stop_signal;   /* SIGINT or SIGTERM received, 0 if none */
+static volatile sig_atomic_t running_child; /* pid of the child being waited for, 0 if none */
+static struct sigaction saved_int, saved_term;
+static int catching;
+
+static void on_stop_signal(int sig) {
+    int saved = errno;
+    stop_signal = sig;
+    if (running_child > 0) kill((pid_t)running_child, SIGKILL);
+    errno = saved;
+}
+
+void child_catch_signals(void) {
+    if (catching) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocking poll or read returns EINTR and the loop looks again */
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &saved_int);
+    sigaction(SIGTERM, &sa, &saved_term);
+    catching = 1;
+}
+
+void child_release_signals(void) {
+    if (!catching) return;
+    sigaction(SIGINT, &saved_int, NULL);
+    sigaction(SIGTERM, &saved_term, NULL);
+    catching = 0;
+}
+
+int child_stop_signal(void) { return (int)stop_signal; }
+
+/* ---- the child ---- */
+
+/* Address space of this process in bytes (first field of /proc/self/statm), 0 if unknown. */
+static size_t address_space_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (!f) return 0;
+    if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+    fclose(f);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void child_main(ChildWork work, void *arg, int threads, const ChildLimits *lim, pid_t parent, int fd,
+                       const sigset_t *mask) {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    sigprocmask(SIG_SETMASK, mask, NULL);
+    /* Die with the runner: a SIGKILLed parent must not leave this child computing. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(4);
+    if (lim && lim->memory_bytes) {
+        size_t base = address_space_bytes();
+        struct rlimit rl;
+        rl.rlim_cur = rl.rlim_max = (rlim_t)(base + lim->memory_bytes);
+        if (!base || setrlimit(RLIMIT_AS, &rl)) _exit(5);
+    }
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     ChildMsg msg = {0};
@@ -166,49 +227,104 @@ static void child_main(ChildWork work, void *arg, int threads, int fd) {
     _exit(wrc ? 3 : code);
 }
 
-int child_run(ChildWork work, void *arg, int threads, ChildResult *res, char *err) {
-    memset(res, 0, sizeof *res);
-    int fds[2];
-    if (pipe(fds)) return cb_error(err, CB_EIO, "cannot create a pipe: %s", strerror(errno));
-    fflush(NULL);
-    double t0 = clock_now();
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return cb_error(err, CB_EIO, "cannot fork: %s", strerror(errno));
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        child_main(work, arg, threads, fds[1]);
-    }
-    close(fds[1]);
+/* ---- the parent ---- */
+
+/* Reads the child's message until EOF, killing the child when the deadline (0 = none) passes or
+   a stop signal arrives. Sets *timed_out. Returns 0, or -1 if the buffer could not grow. */
+static int read_result(int fd, pid_t pid, double deadline, char **bufp, size_t *lenp, int *timed_out) {
     char *buf = NULL;
     size_t len = 0, cap = 0;
-    int read_failed = 0;
+    int killed = 0;
     for (;;) {
+        if (stop_signal && !killed) {
+            kill(pid, SIGKILL);
+            killed = 1;
+        }
+        int wait_ms = -1;
+        if (deadline > 0 && !killed) {
+            double left = deadline - clock_now();
+            if (left <= 0) {
+                kill(pid, SIGKILL);
+                killed = *timed_out = 1;
+                continue;
+            }
+            wait_ms = left > 3600.0 ? 3600000 : (int)(left * 1000.0) + 1;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int pr = poll(&p, 1, wait_ms);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr == 0) continue; /* the deadline check above kills */
         if (len + 65536 > cap) {
-            cap = cap ? 2 * cap : 1 << 20;
-            char *b = realloc(buf, cap);
+            size_t ncap = cap ? 2 * cap : 1 << 20;
+            char *b = realloc(buf, ncap);
             if (!b) {
-                read_failed = 1;
-                break;
+                kill(pid, SIGKILL);
+                free(buf);
+                *bufp = NULL;
+                *lenp = 0;
+                return -1;
             }
             buf = b;
+            cap = ncap;
         }
-        ssize_t r = read(fds[0], buf + len, cap - len);
+        ssize_t r = read(fd, buf + len, cap - len);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
         len += (size_t)r;
     }
+    *bufp = buf;
+    *lenp = len;
+    return 0;
+}
+
+static void describe_limits(const ChildLimits *lim, char *out, size_t n) {
+    snprintf(out, n, "the memory limit of %zu MiB", lim->memory_bytes >> 20);
+}
+
+int child_run_limited(ChildWork work, void *arg, int threads, const ChildLimits *lim, ChildResult *res,
+                      char *err) {
+    memset(res, 0, sizeof *res);
+    int fds[2];
+    if (pipe(fds)) return cb_error(err, CB_EIO, "cannot create a pipe: %s", strerror(errno));
+    fflush(NULL);
+    /* SIGINT/SIGTERM wait until the child's pid is known to the handler. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    pid_t parent = getpid();
+    double t0 = clock_now();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        close(fds[0]);
+        close(fds[1]);
+        return cb_error(err, CB_EIO, "cannot fork: %s", strerror(e));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        child_main(work, arg, threads, lim, parent, fds[1], &old);
+    }
+    running_child = (sig_atomic_t)pid;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(fds[1]);
+    double deadline = lim && lim->seconds > 0 ? t0 + lim->seconds : 0;
+    char *buf = NULL;
+    size_t len = 0;
+    int timed_out = 0;
+    int read_failed = read_result(fds[0], pid, deadline, &buf, &len, &timed_out);
     close(fds[0]);
     int wstatus = 0;
     struct rusage ru;
     while (wait4(pid, &wstatus, 0, &ru) < 0)
         if (errno != EINTR) {
+            running_child = 0;
             free(buf);
             return cb_error(err, CB_EIO, "cannot wait for child %d: %s", (int)pid, strerror(errno));
         }
+    running_child = 0;
     res->wall_seconds = clock_now() - t0;
     res->cpu_seconds = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
                        (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
@@ -216,16 +332,48 @@ int child_run(ChildWork work, void *arg, int threads, ChildResult *res, char *er
 
     int parsed = !read_failed && parse_message(buf ? buf : "", len, res) == 0;
     free(buf);
-    if (WIFSIGNALED(wstatus)) {
-        int sig = WTERMSIG(wstatus);
+    int mem_limited = lim && lim->memory_bytes;
+    char limit_text[96] = "";
+    if (mem_limited) describe_limits(lim, limit_text, sizeof limit_text);
+    int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+    if (stop_signal && (WIFSIGNALED(wstatus) || !parsed || !res->status[0])) {
+        snprintf(res->status, sizeof res->status, "interrupted");
+        snprintf(res->error, sizeof res->error, "killed on signal %d (%s) to the runner", (int)stop_signal,
+                 strsignal((int)stop_signal));
+    } else if (timed_out) {
+        snprintf(res->status, sizeof res->status, "timeout");
+        snprintf(res->error, sizeof res->error, "exceeded the time limit of %g s (killed after %.1f s)",
+                 lim->seconds, res->wall_seconds);
+    } else if (!strcmp(res->status, "oom") && parsed) {
+        if (mem_limited) {
+            size_t n = strlen(res->error);
+            snprintf(res->error + n, sizeof res->error - n, "%s(%s)", n ? " " : "", limit_text);
+        }
+    } else if (code == 4 || code == 5) {
         snprintf(res->status, sizeof res->status, "failed");
-        snprintf(res->error, sizeof res->error, "child killed by signal %d (%s)", sig, strsignal(sig));
-    } else if (!parsed || !res->status[0]) {
-        snprintf(res->status, sizeof res->status, "failed");
-        snprintf(res->error, sizeof res->error, "child exited with status %d without a valid result",
-                 WEXITSTATUS(wstatus));
+        snprintf(res->error, sizeof res->error, "%s",
+                 code == 4 ? "the runner died before the child started" : "cannot set the memory limit");
+    } else if (WIFSIGNALED(wstatus) || !parsed || !res->status[0]) {
+        char why[160];
+        if (WIFSIGNALED(wstatus))
+            snprintf(why, sizeof why, "child killed by signal %d (%s)", WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
+        else
+            snprintf(why, sizeof why, "child exited with status %d without a valid result", code);
+        /* Libraries that cannot report a failed allocation (BLAS buffers, thread stacks) abort or
+           exit instead: under a memory limit that is the likely cause. */
+        if (mem_limited) {
+            snprintf(res->status, sizeof res->status, "oom");
+            snprintf(res->error, sizeof res->error, "%s under %s (most likely out of memory)", why, limit_text);
+        } else {
+            snprintf(res->status, sizeof res->status, "failed");
+            snprintf(res->error, sizeof res->error, "%s", why);
+        }
     }
     return CB_OK;
+}
+
+int child_run(ChildWork work, void *arg, int threads, ChildResult *res, char *err) {
+    return child_run_limited(work, arg, threads, NULL, res, err);
 }
 
 void child_result_free(ChildResult *res) {

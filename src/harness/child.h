@@ -5,6 +5,17 @@
  * a result message to a pipe; the parent reads the message, reaps the child with wait4 (which
  * gives its CPU time and peak RSS) and turns a crash into a recorded failure with its signal.
  *
+ * Limits: a child may get a wall-clock limit (the parent waits on the pipe with a deadline and
+ * kills the child when it passes: status "timeout") and a memory limit (RLIMIT_AS in the child,
+ * set to the address space it has right after fork plus the limit, so that an allocation past it
+ * fails: status "oom", reported by the work function for CB_ENOMEM, or inferred when the child
+ * dies without a result under a memory limit). The child also dies with its parent
+ * (PR_SET_PDEATHSIG), so a killed runner leaves no orphan computing.
+ *
+ * Interruption: between child_catch_signals() and child_release_signals(), SIGINT and SIGTERM are
+ * recorded (child_stop_signal()) and the running child, if any, is killed at once; the caller
+ * decides what to keep.
+ *
  * Message: text lines, numbers printed with %.17g so they round-trip exactly:
  *   S status        E error text     K key value (scalar)
  *   M name value count unit mode stride     C name x y     B nbytes\n<raw bytes>
@@ -36,7 +47,8 @@ void msg_blob(ChildMsg *m, const void *data, size_t n);
 
 /* What the parent got back. */
 typedef struct {
-    char status[32];   /* "ok", "unsupported", "failed", "diverged" */
+    char status[32];   /* "ok", "unsupported", "failed", "diverged", "timeout", "oom", and
+                          "interrupted" (killed because of child_stop_signal(): never stored) */
     char error[CB_ERR_LEN];
     MetricRecord metrics[CHILD_MAX_METRICS];
     char metric_names[CHILD_MAX_METRICS][48];
@@ -59,10 +71,26 @@ typedef struct {
 /* The work function runs in the child; it fills msg. Its return value is the exit code. */
 typedef int (*ChildWork)(void *arg, ChildMsg *msg);
 
+/* Limits on one child; zero fields mean none. */
+typedef struct {
+    double seconds;       /* wall-clock time from fork to exit */
+    size_t memory_bytes;  /* address space the child may add to what it has after fork */
+} ChildLimits;
+
 /* Forks, runs work(arg) in the child with `threads` OpenMP/BLAS threads, collects the result.
    A child that crashes or exits without a message gives status "failed" with the reason.
    Returns CB_OK, or CB_EIO/CB_ENOMEM if the child could not be started or read. */
 int child_run(ChildWork work, void *arg, int threads, ChildResult *res, char *err);
+/* The same under limits (NULL = none): "timeout" and "oom" results name the limit. */
+int child_run_limited(ChildWork work, void *arg, int threads, const ChildLimits *lim, ChildResult *res,
+                      char *err);
+
+/* SIGINT/SIGTERM handling for a process that runs children: catch records the signal and kills
+   the running child; release restores the previous handlers. Not nested. */
+void child_catch_signals(void);
+void child_release_signals(void);
+/* The signal caught since child_catch_signals(), 0 if none. */
+int child_stop_signal(void);
 void child_result_free(ChildResult *res);
 double child_scalar(const ChildResult *res, const char *key, double def);
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +18,11 @@
 #include "store/store.h"
 
 /* ---- work done in the children ---- */
+
+/* The status of a case or model that stopped with library status rc. */
+static const char *failure_status(int rc) {
+    return rc == CB_EUNSUPPORTED ? "unsupported" : rc == CB_ENOMEM ? "oom" : rc == CB_EDIVERGED ? "diverged" : "failed";
+}
 
 typedef struct {
     const Experiment *e;
@@ -30,13 +36,13 @@ static int train_work(void *argp, ChildMsg *msg) {
     Model m;
     int rc = model_build(&m, &e->model, e->scheme, e->seed, err);
     if (rc) {
-        msg_status(msg, "failed", err);
+        msg_status(msg, failure_status(rc), err);
         return 0;
     }
     int B = e->train.batch, T = e->model.train_ctx;
     uint8_t *inputs = malloc((size_t)B * T), *targets = malloc((size_t)B * T);
     if (!inputs || !targets) {
-        msg_status(msg, "failed", "out of memory for training batches");
+        msg_status(msg, "oom", "out of memory for training batches");
         return 0;
     }
     Rng rng;
@@ -57,7 +63,7 @@ static int train_work(void *argp, ChildMsg *msg) {
             return 0;
         }
         if (rc) {
-            msg_status(msg, "failed", err);
+            msg_status(msg, failure_status(rc), err);
             return 0;
         }
         if (step % every == 0 || step == e->train.steps - 1) msg_curve(msg, "train_loss", step, loss);
@@ -68,7 +74,7 @@ static int train_work(void *argp, ChildMsg *msg) {
     size_t size;
     rc = model_save(&m, e->scheme, &blob, &size, err);
     if (rc) {
-        msg_status(msg, "failed", err);
+        msg_status(msg, failure_status(rc), err);
         return 0;
     }
     msg_status(msg, "ok", NULL);
@@ -98,7 +104,7 @@ static int eval_work(void *argp, ChildMsg *msg) {
     const char *variant = arg->c->variant[0] ? arg->c->variant : NULL;
     int rc = model_load(&m, arg->weights, arg->weights_size, variant, err);
     if (rc) {
-        msg_status(msg, "failed", err);
+        msg_status(msg, rc == CB_ENOMEM ? "oom" : "failed", err);
         return 0;
     }
     int n = arg->c->context;
@@ -106,7 +112,7 @@ static int eval_work(void *argp, ChildMsg *msg) {
     msg_scalar(msg, "act_bytes", (double)model_eval_act_bytes(&m, n));
     rc = pe_prepare(&m.pe, n, err);
     if (rc) {
-        msg_status(msg, rc == CB_EUNSUPPORTED ? "unsupported" : "failed", err);
+        msg_status(msg, failure_status(rc), err);
         model_free(&m);
         return 0;
     }
@@ -115,7 +121,7 @@ static int eval_work(void *argp, ChildMsg *msg) {
     PplResult r;
     rc = eval_perplexity(&m, c->bytes + c->train_n, c->n - c->train_n, n, &r, err);
     if (rc) {
-        msg_status(msg, rc == CB_EUNSUPPORTED ? "unsupported" : "failed", err);
+        msg_status(msg, failure_status(rc), err);
         model_free(&m);
         return 0;
     }
@@ -201,11 +207,16 @@ static void print_summary(FILE *out, const Cell *cells, size_t n_cells, const in
     }
 }
 
+/* The variant as the cases table stores it: the part after '+', "" for none. */
+static const char *stored_variant(const Case *c) {
+    const char *plus = strchr(c->variant, '+');
+    return plus ? plus + 1 : "";
+}
+
 static int record_case(Store *st, const RunSummary *sum, int64_t model_id, const Experiment *e,
                        const Case *c, const ChildResult *r, double bpb_at_train, char *err) {
-    const char *plus = strchr(c->variant, '+');
     CaseRecord cr = {
-        .run_id = sum->run_id, .model_id = model_id, .scheme = e->scheme, .variant = plus ? plus + 1 : "",
+        .run_id = sum->run_id, .model_id = model_id, .scheme = e->scheme, .variant = stored_variant(c),
         .task = c->task, .context = c->context, .train_ctx = e->model.train_ctx, .seed = e->seed,
         .status = r->status, .error = r->error[0] ? r->error : NULL,
         .wall_seconds = r->wall_seconds, .cpu_seconds = r->cpu_seconds, .peak_rss = r->peak_rss,
@@ -231,15 +242,249 @@ static double metric_value(const ChildResult *r, const char *name) {
     return NAN;
 }
 
+/* Everything one run carries from experiment to experiment. */
+typedef struct {
+    const Suite *s;
+    const RunOptions *o;
+    RunSummary *sum;
+    Store *st;
+    const Corpus *corpus;
+    const Case *cases;
+    size_t n_cases, n_exps;
+    int threads;
+    ChildLimits lim;
+    StoredCase *earlier; /* cases of the resumed run, NULL when not resuming */
+    size_t n_earlier;
+    Cell *cells;         /* one per finished case, in grid order */
+    size_t n_cells;
+    int ctxs[SUITE_MAX_LIST * 2], n_ctxs;
+    char *err;           /* the caller's message buffer */
+} RunState;
+
+/* The reuse key: a hash of everything that determines the weights. canon gets the canonical spec. */
+static void model_key(const Experiment *ex, const Corpus *corpus, char *canon, size_t canon_n, char *model_json,
+                      size_t mj_n, char *train_json, size_t tj_n, char key[65]) {
+    char keysrc[1400], err[CB_ERR_LEN];
+    PeModel pe = {0};
+    PeDims dims = {ex->model.n_layer, ex->model.n_head, ex->model.d_model / ex->model.n_head, ex->model.d_model,
+                   ex->model.train_ctx};
+    canon[0] = '\0';
+    if (pe_create(&pe, ex->scheme, &dims, err) == CB_OK) pe_canonical(&pe, canon, canon_n);
+    pe_destroy(&pe);
+    config_json(ex, model_json, mj_n, train_json, tj_n);
+    snprintf(keysrc, sizeof keysrc, "%s|%s|%s|%s|%llu", canon, model_json, train_json, corpus->sha256,
+             (unsigned long long)ex->seed);
+    sha256_hex(keysrc, strlen(keysrc), key);
+}
+
+/* The case of the resumed run that matches c of the model with this key, NULL if none. */
+static const StoredCase *find_earlier(const RunState *R, const char *key, const Case *c) {
+    for (size_t i = 0; i < R->n_earlier; i++) {
+        const StoredCase *d = &R->earlier[i];
+        if (d->context == c->context && !strcmp(d->model_key, key) && !strcmp(d->task, c->task) &&
+            !strcmp(d->variant, stored_variant(c)))
+            return d;
+    }
+    return NULL;
+}
+
+/* Counts a finished case and adds its cell to the summary table. */
+static void add_case(RunState *R, const Experiment *ex, const Case *c, const char *status, double bpb) {
+    RunSummary *sum = R->sum;
+    sum->n_cases++;
+    if (!strcmp(status, "ok")) sum->n_ok++;
+    else if (!strcmp(status, "unsupported")) sum->n_unsupported++;
+    else {
+        sum->n_failed++;
+        sum->n_timeout += !strcmp(status, "timeout");
+        sum->n_oom += !strcmp(status, "oom");
+        sum->n_diverged += !strcmp(status, "diverged");
+    }
+    Cell *cell = &R->cells[R->n_cells++];
+    const char *spec = c->variant[0] ? c->variant : ex->scheme;
+    if (R->s->n_seeds > 1)
+        snprintf(cell->label, sizeof cell->label, "%.60s s%llu", spec, (unsigned long long)ex->seed);
+    else
+        snprintf(cell->label, sizeof cell->label, "%.79s", spec);
+    cell->train_ctx = ex->model.train_ctx;
+    cell->context = c->context;
+    cell->bpb = bpb;
+    snprintf(cell->status, sizeof cell->status, "%s", status);
+    int seen = 0;
+    for (int k = 0; k < R->n_ctxs; k++) seen |= R->ctxs[k] == c->context;
+    if (!seen && R->n_ctxs < SUITE_MAX_LIST * 2) R->ctxs[R->n_ctxs++] = c->context;
+}
+
+/* Trains experiment e (or takes its model from the resumed run) and evaluates its missing cases.
+   Returns a store or child-start error; an interruption sets sum->interrupted and returns CB_OK. */
+static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
+    const RunOptions *o = R->o;
+    RunSummary *sum = R->sum;
+    char canon[256], model_json[256], train_json[512], key[65], *err = R->err;
+    model_key(ex, R->corpus, canon, sizeof canon, model_json, sizeof model_json, train_json, sizeof train_json,
+              key);
+
+    size_t missing = 0;
+    for (size_t i = 0; i < R->n_cases; i++)
+        if (R->cases[i].experiment == (int)e && !find_earlier(R, key, &R->cases[i])) missing++;
+
+    /* The model: none needed, the resumed run's own, or a new one. */
+    StoredModel sm = {0};
+    ChildResult tr;
+    memset(&tr, 0, sizeof tr);
+    int64_t model_id = 0;
+    int rc = CB_OK;
+    if (missing && R->earlier) {
+        rc = store_find_run_model(R->st, sum->run_id, key, &sm, err);
+        if (rc) return rc;
+    }
+    if (missing && sm.id) {
+        model_id = sm.id;
+        snprintf(tr.status, sizeof tr.status, "%s", sm.status);
+        snprintf(tr.error, sizeof tr.error, "%s", sm.error);
+        tr.blob = sm.weights; /* owned by tr from here */
+        tr.blob_size = sm.weights_size;
+        if (o->log)
+            fprintf(o->log, "[model %zu/%zu] %-24s seed %llu: %s, trained earlier in run %lld\n", e + 1, R->n_exps,
+                    ex->scheme, (unsigned long long)ex->seed, tr.status, (long long)sum->run_id);
+    } else if (missing) {
+        TrainArg ta = {ex, R->corpus};
+        rc = child_run_limited(train_work, &ta, R->threads, &R->lim, &tr, err);
+        if (rc) return rc;
+        if (!strcmp(tr.status, "interrupted")) {
+            sum->interrupted = child_stop_signal();
+            child_result_free(&tr);
+            return CB_OK;
+        }
+        ModelRecord mr = {
+            .run_id = sum->run_id, .scheme = ex->scheme, .scheme_canon = canon, .key = key,
+            .model_json = model_json, .train_json = train_json, .corpus_source = R->corpus->source,
+            .corpus_sha256 = R->corpus->sha256, .seed = ex->seed, .train_ctx = ex->model.train_ctx,
+            .n_params = (int64_t)child_scalar(&tr, "n_params", 0),
+            .final_loss = child_scalar(&tr, "final_loss", NAN),
+            .train_seconds = child_scalar(&tr, "train_seconds", tr.wall_seconds),
+            .cpu_seconds = tr.cpu_seconds,
+            .bytes_per_second = child_scalar(&tr, "bytes_per_second", 0), .peak_rss = tr.peak_rss,
+            .status = tr.status, .error = tr.error[0] ? tr.error : NULL,
+            .weights = tr.blob, .weights_size = tr.blob_size};
+        rc = store_insert_model(R->st, &mr, tr.curve, tr.n_curve, &model_id, err);
+        if (rc) {
+            child_result_free(&tr);
+            return rc;
+        }
+        if (o->log) {
+            if (!strcmp(tr.status, "ok"))
+                fprintf(o->log, "[model %zu/%zu] %-24s seed %llu: trained in %.1fs, final loss %.3f bits/byte\n",
+                        e + 1, R->n_exps, ex->scheme, (unsigned long long)ex->seed, tr.wall_seconds,
+                        mr.final_loss / M_LN2);
+            else
+                fprintf(o->log, "[model %zu/%zu] %-24s seed %llu: %s: %s\n", e + 1, R->n_exps, ex->scheme,
+                        (unsigned long long)ex->seed, tr.status, tr.error);
+        }
+    }
+    int trained = !strcmp(tr.status, "ok") && tr.blob;
+    /* A model that never was gives its cases its own status when that says why (diverged, timeout,
+       oom), "failed" otherwise. */
+    const char *untrained = !strcmp(tr.status, "diverged") || !strcmp(tr.status, "timeout") ||
+                                    !strcmp(tr.status, "oom") ? tr.status : "failed";
+
+    double bpb_at_train = NAN;
+    for (size_t i = 0; i < R->n_cases && rc == CB_OK && !sum->interrupted; i++) {
+        const Case *c = &R->cases[i];
+        if (c->experiment != (int)e) continue;
+        if (c->context == ex->model.train_ctx) bpb_at_train = NAN; /* a new variant or task starts */
+        const StoredCase *d = find_earlier(R, key, c);
+        if (d) {
+            /* Finished before the interruption: its bpb still anchors the ratios of the others. */
+            if (c->context == ex->model.train_ctx && !strcmp(d->status, "ok")) bpb_at_train = d->bpb;
+            add_case(R, ex, c, d->status, d->bpb);
+            sum->n_earlier++;
+            continue;
+        }
+        ChildResult cr;
+        if (trained) {
+            EvalArg ea = {tr.blob, tr.blob_size, R->corpus, c};
+            rc = child_run_limited(eval_work, &ea, R->threads, &R->lim, &cr, err);
+            if (rc) {
+                break;
+            }
+            if (!strcmp(cr.status, "interrupted")) {
+                sum->interrupted = child_stop_signal();
+                child_result_free(&cr);
+                break;
+            }
+        } else {
+            memset(&cr, 0, sizeof cr);
+            snprintf(cr.status, sizeof cr.status, "%s", untrained);
+            snprintf(cr.error, sizeof cr.error, "model not trained (%.32s): %.400s", tr.status, tr.error);
+        }
+        double bpb = metric_value(&cr, "bpb");
+        if (c->context == ex->model.train_ctx && !strcmp(cr.status, "ok")) bpb_at_train = bpb;
+        rc = record_case(R->st, sum, model_id, ex, c, &cr, bpb_at_train, err);
+        if (rc) {
+            child_result_free(&cr);
+            break;
+        }
+        add_case(R, ex, c, cr.status, bpb);
+        if (o->log) {
+            const char *spec = c->variant[0] ? c->variant : ex->scheme;
+            if (!strcmp(cr.status, "ok"))
+                fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d ok  %.4f bits/byte  %.2fs  %.1f MiB\n",
+                        R->n_cells, R->n_cases, spec, c->task, c->context, bpb, cr.wall_seconds,
+                        (double)cr.peak_rss / 1048576.0);
+            else
+                fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d %s: %s\n", R->n_cells, R->n_cases, spec,
+                        c->task, c->context, cr.status, cr.error);
+        }
+        child_result_free(&cr);
+        if (child_stop_signal()) sum->interrupted = child_stop_signal();
+    }
+    child_result_free(&tr);
+    return rc;
+}
+
+static const char *signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
+
+/* For --resume: the run must exist, hold this suite's text, and have used `threads` threads
+   (*threads = the run's when 0). Its finished cases go to R->earlier. Nothing is written. */
+static int load_resumed_run(RunState *R, int64_t run_id, int *threads, char *err) {
+    StoredRun run;
+    int rc = store_get_run(R->st, run_id, &run, err);
+    if (rc) return rc;
+    if (strcmp(run.suite_sha256, R->s->sha256))
+        return cb_error(err, CB_EINPUT,
+                        "%s: cannot resume run %lld: the suite text differs from the one it ran (sha256 %.12s, "
+                        "run %lld has %.12s)", R->s->path, (long long)run_id, R->s->sha256, (long long)run_id,
+                        run.suite_sha256);
+    if (!strcmp(run.status, "complete"))
+        return cb_error(err, CB_EINPUT, "cannot resume run %lld: it is complete", (long long)run_id);
+    if (*threads && run.threads > 0 && *threads != run.threads)
+        return cb_error(err, CB_EINPUT,
+                        "cannot resume run %lld with %d threads: it ran with %d, and the numbers are only "
+                        "reproducible with the same thread count", (long long)run_id, *threads, run.threads);
+    if (run.threads > 0) *threads = run.threads;
+    rc = store_run_cases(R->st, run_id, &R->earlier, &R->n_earlier, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < R->n_earlier; i++)
+        if (strcmp(R->earlier[i].corpus_sha256, R->corpus->sha256))
+            return cb_error(err, CB_EINPUT,
+                            "cannot resume run %lld: its corpus (sha256 %.12s) is not %s (sha256 %.12s)",
+                            (long long)run_id, R->earlier[i].corpus_sha256, R->corpus->source, R->corpus->sha256);
+    if (!R->earlier) R->earlier = malloc(1); /* non-NULL marks a resume even with no case done */
+    if (!R->earlier) return cb_error(err, CB_ENOMEM, "out of memory");
+    return CB_OK;
+}
+
 int runner_run(const Suite *s, const RunOptions *o, RunSummary *sum, char *err) {
     memset(sum, 0, sizeof *sum);
     double t_start = clock_now();
     Experiment *exps = NULL;
     Case *cases = NULL;
     size_t n_exps = 0, n_cases = 0;
+    RunState R = {.s = s, .o = o, .sum = sum, .err = err};
+    Corpus corpus = {0};
     int rc = suite_expand(s, &exps, &n_exps, &cases, &n_cases, err);
     if (rc) return rc;
-    Corpus corpus = {0};
     rc = corpus_load(&corpus, s->corpus_source, s->eval_bytes, err);
     if (rc) goto out;
     for (size_t i = 0; i < n_cases; i++)
@@ -248,150 +493,94 @@ int runner_run(const Suite *s, const RunOptions *o, RunSummary *sum, char *err) 
                           cases[i].context, corpus.n - corpus.train_n);
             goto out;
         }
-    int threads = o->threads ? o->threads : s->threads ? s->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (threads < 1) threads = 1;
-
-    rc = make_parent_dir(o->db_path, err);
-    if (rc) goto out;
-    Store *st = NULL;
-    rc = store_open(&st, o->db_path, 0, err);
-    if (rc) goto out;
-    RunInfo ri = {.suite_name = s->name, .suite_path = s->path, .suite_text = s->text,
-                  .suite_sha256 = s->sha256, .threads = threads};
-    store_provenance(&ri);
-    rc = store_begin_run(st, &ri, &sum->run_id, err);
-    if (rc) {
-        store_close(st);
+    R.corpus = &corpus;
+    R.cases = cases;
+    R.n_cases = n_cases;
+    R.n_exps = n_exps;
+    R.lim.seconds = o->time_limit > 0 ? o->time_limit : s->time_limit;
+    size_t mib = o->memory_limit_mb ? o->memory_limit_mb : s->memory_limit_mb;
+    R.lim.memory_bytes = mib << 20;
+    R.cells = calloc(n_cases ? n_cases : 1, sizeof *R.cells);
+    if (!R.cells) {
+        rc = cb_error(err, CB_ENOMEM, "out of memory");
         goto out;
     }
-    if (o->log)
-        fprintf(o->log, "run %lld: suite %s, %zu models, %zu cases, %d threads, corpus %s (%zu bytes, sha256 %.12s)\n",
-                (long long)sum->run_id, s->name, n_exps, n_cases, threads, corpus.source, corpus.n,
-                corpus.sha256);
+    int threads = o->threads ? o->threads : s->threads;
 
-    Cell *cells = calloc(n_cases ? n_cases : 1, sizeof *cells);
-    int ctxs[SUITE_MAX_LIST * 2], n_ctxs = 0;
-    if (!cells) {
-        rc = cb_error(err, CB_ENOMEM, "out of memory");
-        goto finish;
+    if (o->resume_run > 0) {
+        rc = store_open(&R.st, o->db_path, 0, err);
+        if (rc) goto out;
+        rc = load_resumed_run(&R, o->resume_run, &threads, err);
+        if (rc) goto out;
     }
-    size_t done = 0;
-    for (size_t e = 0; e < n_exps && rc == CB_OK; e++) {
-        const Experiment *ex = &exps[e];
-        char canon[256] = "", model_json[256], train_json[512], keysrc[1400], key[65];
-        PeModel pe = {0};
-        PeDims dims = {ex->model.n_layer, ex->model.n_head, ex->model.d_model / ex->model.n_head,
-                       ex->model.d_model, ex->model.train_ctx};
-        if (pe_create(&pe, ex->scheme, &dims, err) == CB_OK) pe_canonical(&pe, canon, sizeof canon);
-        pe_destroy(&pe);
-        config_json(ex, model_json, sizeof model_json, train_json, sizeof train_json);
-        snprintf(keysrc, sizeof keysrc, "%s|%s|%s|%s|%llu", canon, model_json, train_json, corpus.sha256,
-                 (unsigned long long)ex->seed);
-        sha256_hex(keysrc, strlen(keysrc), key);
+    if (!threads) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1) threads = 1;
+    R.threads = threads;
 
-        TrainArg ta = {ex, &corpus};
-        ChildResult tr;
-        rc = child_run(train_work, &ta, threads, &tr, err);
-        if (rc) break;
-        ModelRecord mr = {
-            .run_id = sum->run_id, .scheme = ex->scheme, .scheme_canon = canon, .key = key,
-            .model_json = model_json, .train_json = train_json, .corpus_source = corpus.source,
-            .corpus_sha256 = corpus.sha256, .seed = ex->seed, .train_ctx = ex->model.train_ctx,
-            .n_params = (int64_t)child_scalar(&tr, "n_params", 0),
-            .final_loss = child_scalar(&tr, "final_loss", NAN),
-            .train_seconds = child_scalar(&tr, "train_seconds", tr.wall_seconds),
-            .cpu_seconds = tr.cpu_seconds,
-            .bytes_per_second = child_scalar(&tr, "bytes_per_second", 0), .peak_rss = tr.peak_rss,
-            .status = tr.status, .error = tr.error[0] ? tr.error : NULL,
-            .weights = tr.blob, .weights_size = tr.blob_size};
-        int64_t model_id = 0;
-        rc = store_insert_model(st, &mr, tr.curve, tr.n_curve, &model_id, err);
-        if (rc) {
-            child_result_free(&tr);
+    child_catch_signals();
+    if (o->resume_run > 0) {
+        sum->run_id = o->resume_run;
+        rc = store_reopen_run(R.st, sum->run_id, err);
+        if (rc) goto out;
+    } else {
+        rc = make_parent_dir(o->db_path, err);
+        if (rc) goto out;
+        rc = store_open(&R.st, o->db_path, 0, err);
+        if (rc) goto out;
+        RunInfo ri = {.suite_name = s->name, .suite_path = s->path, .suite_text = s->text,
+                      .suite_sha256 = s->sha256, .threads = threads};
+        store_provenance(&ri);
+        rc = store_begin_run(R.st, &ri, &sum->run_id, err);
+        if (rc) goto out;
+    }
+    if (o->log) {
+        fprintf(o->log, "run %lld: suite %s, %zu models, %zu cases, %d threads, corpus %s (%zu bytes, sha256 %.12s)",
+                (long long)sum->run_id, s->name, n_exps, n_cases, threads, corpus.source, corpus.n, corpus.sha256);
+        if (R.lim.seconds > 0) fprintf(o->log, ", time limit %g s", R.lim.seconds);
+        if (mib) fprintf(o->log, ", memory limit %zu MiB", mib);
+        fprintf(o->log, "\n");
+        if (R.earlier)
+            fprintf(o->log, "resuming run %lld: %zu of %zu cases done earlier\n", (long long)sum->run_id,
+                    R.n_earlier, n_cases);
+    }
+
+    for (size_t e = 0; e < n_exps && rc == CB_OK && !sum->interrupted; e++) {
+        if (child_stop_signal()) {
+            sum->interrupted = child_stop_signal();
             break;
         }
-        int trained = !strcmp(tr.status, "ok") && tr.blob;
-        if (o->log) {
-            if (trained)
-                fprintf(o->log, "[model %zu/%zu] %-24s seed %llu: trained in %.1fs, final loss %.3f bits/byte\n",
-                        e + 1, n_exps, ex->scheme, (unsigned long long)ex->seed, tr.wall_seconds,
-                        mr.final_loss / M_LN2);
-            else
-                fprintf(o->log, "[model %zu/%zu] %-24s seed %llu: %s: %s\n", e + 1, n_exps, ex->scheme,
-                        (unsigned long long)ex->seed, tr.status, tr.error);
-        }
-
-        double bpb_at_train = NAN;
-        for (size_t i = 0; i < n_cases && rc == CB_OK; i++) {
-            const Case *c = &cases[i];
-            if (c->experiment != (int)e) continue;
-            if (c->context == ex->model.train_ctx) bpb_at_train = NAN; /* a new variant or task starts */
-            ChildResult cr;
-            if (trained) {
-                EvalArg ea = {tr.blob, tr.blob_size, &corpus, c};
-                rc = child_run(eval_work, &ea, threads, &cr, err);
-                if (rc) break;
-            } else {
-                memset(&cr, 0, sizeof cr);
-                snprintf(cr.status, sizeof cr.status, "%s", "failed");
-                snprintf(cr.error, sizeof cr.error, "model not trained (%.32s): %.400s", tr.status, tr.error);
-            }
-            double bpb = metric_value(&cr, "bpb");
-            if (c->context == ex->model.train_ctx && !strcmp(cr.status, "ok")) bpb_at_train = bpb;
-            rc = record_case(st, sum, model_id, ex, c, &cr, bpb_at_train, err);
-            done++;
-            sum->n_cases++;
-            if (!strcmp(cr.status, "ok")) sum->n_ok++;
-            else if (!strcmp(cr.status, "unsupported")) sum->n_unsupported++;
-            else sum->n_failed++;
-            Cell *cell = &cells[done - 1];
-            const char *spec = c->variant[0] ? c->variant : ex->scheme;
-            if (s->n_seeds > 1)
-                snprintf(cell->label, sizeof cell->label, "%.60s s%llu", spec, (unsigned long long)ex->seed);
-            else
-                snprintf(cell->label, sizeof cell->label, "%.79s", spec);
-            cell->train_ctx = ex->model.train_ctx;
-            cell->context = c->context;
-            cell->bpb = bpb;
-            snprintf(cell->status, sizeof cell->status, "%s", cr.status);
-            int seen = 0;
-            for (int k = 0; k < n_ctxs; k++) seen |= ctxs[k] == c->context;
-            if (!seen && n_ctxs < SUITE_MAX_LIST * 2) ctxs[n_ctxs++] = c->context;
-            if (o->log) {
-                if (!strcmp(cr.status, "ok"))
-                    fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d ok  %.4f bits/byte  %.2fs  %.1f MiB\n",
-                            done, n_cases, spec, c->task, c->context, bpb, cr.wall_seconds,
-                            (double)cr.peak_rss / 1048576.0);
-                else
-                    fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d %s: %s\n", done, n_cases, spec,
-                            c->task, c->context, cr.status, cr.error);
-            }
-            child_result_free(&cr);
-        }
-        child_result_free(&tr);
+        rc = run_experiment(&R, e, &exps[e]);
     }
+    if (!sum->interrupted && child_stop_signal()) sum->interrupted = child_stop_signal();
+
     /* contexts ascending for the table */
-    for (int a = 1; a < n_ctxs; a++)
-        for (int b = a; b > 0 && ctxs[b - 1] > ctxs[b]; b--) {
-            int t = ctxs[b];
-            ctxs[b] = ctxs[b - 1];
-            ctxs[b - 1] = t;
+    for (int a = 1; a < R.n_ctxs; a++)
+        for (int b = a; b > 0 && R.ctxs[b - 1] > R.ctxs[b]; b--) {
+            int t = R.ctxs[b];
+            R.ctxs[b] = R.ctxs[b - 1];
+            R.ctxs[b - 1] = t;
         }
-    if (rc == CB_OK && o->summary)
-        print_summary(o->summary, cells, done, ctxs, n_ctxs);
-finish:
-    free(cells);
+    if (rc == CB_OK && !sum->interrupted && o->summary) print_summary(o->summary, R.cells, R.n_cells, R.ctxs, R.n_ctxs);
     {
         char err2[CB_ERR_LEN];
-        int frc = store_finish_run(st, sum->run_id, rc == CB_OK ? "complete" : "failed", err2);
+        const char *status = rc != CB_OK ? "failed" : sum->interrupted ? "interrupted" : "complete";
+        int frc = store_finish_run(R.st, sum->run_id, status, err2);
         if (rc == CB_OK && frc) {
             rc = frc;
             memcpy(err, err2, CB_ERR_LEN);
         }
     }
-    store_close(st);
-    sum->seconds = clock_now() - t_start;
+    if (rc == CB_OK && sum->interrupted)
+        rc = cb_error(err, RUNNER_EINTERRUPTED,
+                      "interrupted by %s: run %lld keeps its %d finished cases of %zu and is marked interrupted; "
+                      "finish it with: ctxbench run %s --db %s --resume %lld", signal_name(sum->interrupted),
+                      (long long)sum->run_id, sum->n_cases, n_cases, s->path, o->db_path, (long long)sum->run_id);
 out:
+    child_release_signals();
+    store_close(R.st);
+    sum->seconds = clock_now() - t_start;
+    free(R.earlier);
+    free(R.cells);
     corpus_free(&corpus);
     free(exps);
     free(cases);

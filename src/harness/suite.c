@@ -42,6 +42,7 @@ typedef enum {
     V_SOURCE,  /* corpus source */
     V_SCHEMES, /* list of scheme specs */
     V_TASKS,   /* list of task names */
+    V_REAL,    /* one double in [dlo, dhi] with open ends where set */
 } ValueKind;
 
 typedef struct {
@@ -82,6 +83,9 @@ static const KeyDef keys[] = {
     INTS("eval", "contexts", 2, CB_MAX_CONTEXT, contexts),
     {"eval", "schemes", V_SCHEMES, 0, 0, 0, 0, 0, 0, NULL, F(schemes), F(n_schemes)},
     {"eval", "tasks", V_TASKS, 0, 0, 0, 0, 0, 0, NULL, F(tasks), F(n_tasks)},
+    /* Limits on every child process (a model's training, each case's evaluation); 0 = none. */
+    {"limits", "time", V_REAL, 0, 0, 0.0, 31536000.0, 1, 0, "(0, 31536000] seconds", F(time_limit), 0},
+    {"limits", "memory", V_SIZE, 1, (1ULL << 24), 0, 0, 0, 0, NULL, F(memory_limit_mb), 0},
 };
 #undef INTS
 #undef DBLS
@@ -89,7 +93,7 @@ static const KeyDef keys[] = {
 
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
-static const char *const sections[] = {"suite", "corpus", "model", "train", "eval", NULL};
+static const char *const sections[] = {"suite", "corpus", "model", "train", "eval", "limits", NULL};
 static const char *const task_names[] = {"perplexity", NULL};
 
 static int key_index(const char *section, const char *key) {
@@ -277,7 +281,7 @@ static int check_value(Parser *P, int k, int line, char *v) {
     int is_list = d->kind == V_INTS || d->kind == V_SEEDS || d->kind == V_DOUBLES || d->kind == V_SCHEMES ||
                   d->kind == V_TASKS;
     if (!*v) return fail_key(P, line, k, "empty value");
-    if (d->kind == V_INT || d->kind == V_SIZE) {
+    if (d->kind == V_INT || d->kind == V_SIZE || d->kind == V_REAL) {
         if (strchr(v, ',')) return fail_key(P, line, k, "'%s': expects one value, not a list", v);
     } else if (is_list) {
         int max = d->kind == V_TASKS ? (int)(sizeof s->tasks / sizeof s->tasks[0]) : SUITE_MAX_LIST;
@@ -320,6 +324,14 @@ static int check_value(Parser *P, int k, int line, char *v) {
         if (parse_bound(P, k, line, v, &x)) return P->rc;
         if (d->kind == V_INT) *(int *)field(s, d->off) = (int)x;
         else *(size_t *)field(s, d->off) = (size_t)x;
+        return CB_OK;
+    }
+    case V_REAL: {
+        double x;
+        if (parse_double(v, &x)) return fail_key(P, line, k, "'%s' is not a number", v);
+        if (!(x >= d->dlo && x <= d->dhi) || (d->lo_open && x == d->dlo) || (d->hi_open && x == d->dhi))
+            return fail_key(P, line, k, "'%s' is out of range %s", v, d->range_text);
+        *(double *)field(s, d->off) = x;
         return CB_OK;
     }
     case V_NAME: {
@@ -449,7 +461,7 @@ static char *read_line(char *str, int num, void *stream) {
         char name[64];
         trim_copy(name, sizeof name, s + 1, (size_t)(e - s - 1));
         if (!is_section(name)) {
-            fail_line(P, "[%s]: unknown section (expected suite, corpus, model, train or eval)", name);
+            fail_line(P, "[%s]: unknown section (expected suite, corpus, model, train, eval or limits)", name);
             return NULL;
         }
         P->in_key = 0;
@@ -476,8 +488,8 @@ static int on_value(void *user, const char *section, const char *name, const cha
     char sec[64];
     trim_copy(sec, sizeof sec, section, strlen(section));
     if (!*sec) {
-        fail_line(P, "%s: key outside any section (put it under [suite], [corpus], [model], [train] or [eval])",
-                  name);
+        fail_line(P, "%s: key outside any section (put it under [suite], [corpus], [model], [train], [eval] "
+                  "or [limits])", name);
         return 0;
     }
     int k = key_index(sec, name);

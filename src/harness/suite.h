@@ -10,6 +10,7 @@
  *   [train]   context, steps, batch, lr, warmup, min_lr_ratio, weight_decay, grad_clip,
  *             beta1, beta2                                    (each may be a list)
  *   [eval]    contexts (list), schemes (list of spec strings), tasks (list: perplexity)
+ *   [limits]  time (wall seconds, a number > 0), memory (MiB): per child process, absent = none
  *
  * Integer lists accept ranges: "A-B" (step 1), "A-B+K" (step add K), "A-B*K" (multiply by K).
  * A long list continues on indented lines. In a scheme list an item "k=v" continues the spec
@@ -63,6 +64,10 @@ typedef struct {
     int n_schemes;
     char tasks[8][32];
     int n_tasks;
+
+    /* [limits], applied to every child process (a model's training, each case); 0 = none. */
+    double time_limit;       /* wall-clock seconds */
+    size_t memory_limit_mb;  /* MiB of address space the child may add (see runner.h) */
 } Suite;
 
 /* One model to train: a point of the model/train grid, a scheme and a seed. Specs naming an

@@ -951,3 +951,116 @@ done:
     }
     return status;
 }
+
+/* ---- resuming a run ---------------------------------------------------------------------------- */
+
+/* Copies a text column into a fixed buffer ("" for NULL), truncating. */
+static void column_text(sqlite3_stmt *s, int i, char *out, size_t n) {
+    const char *t = (const char *)sqlite3_column_text(s, i);
+    snprintf(out, n, "%s", t ? t : "");
+}
+
+int store_get_run(Store *st, int64_t run_id, StoredRun *out, char *err) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT suite_name, suite_sha256, status, threads FROM runs WHERE id = ?1", -1,
+                           &s, NULL) != SQLITE_OK)
+        return db_error(st, err, "reading a run");
+    int status = CB_OK;
+    sqlite3_bind_int64(s, 1, run_id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        column_text(s, 0, out->suite_name, sizeof out->suite_name);
+        column_text(s, 1, out->suite_sha256, sizeof out->suite_sha256);
+        column_text(s, 2, out->status, sizeof out->status);
+        out->threads = sqlite3_column_int(s, 3);
+    } else if (rc == SQLITE_DONE) {
+        status = cb_error(err, CB_EINPUT, "%s: run %lld does not exist", st->path, (long long)run_id);
+    } else {
+        status = db_error(st, err, "reading a run");
+    }
+    sqlite3_finalize(s);
+    return status;
+}
+
+int store_run_cases(Store *st, int64_t run_id, StoredCase **cases, size_t *n, char *err) {
+    *cases = NULL;
+    *n = 0;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db,
+            "SELECT m.model_key, m.corpus_sha256, c.variant, c.task, c.context, c.status,"
+            " (SELECT value FROM metrics WHERE case_id = c.id AND name = 'bpb' ORDER BY id LIMIT 1)"
+            " FROM cases c JOIN models m ON m.id = c.model_id WHERE c.run_id = ?1 ORDER BY c.id",
+            -1, &s, NULL) != SQLITE_OK)
+        return db_error(st, err, "reading the cases of a run");
+    sqlite3_bind_int64(s, 1, run_id);
+    int status = CB_OK, rc;
+    size_t cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? 2 * cap : 64;
+            StoredCase *nc = realloc(*cases, ncap * sizeof *nc);
+            if (!nc) {
+                status = cb_error(err, CB_ENOMEM, "%s: out of memory reading the cases of run %lld", st->path,
+                                  (long long)run_id);
+                break;
+            }
+            *cases = nc;
+            cap = ncap;
+        }
+        StoredCase *c = &(*cases)[(*n)++];
+        column_text(s, 0, c->model_key, sizeof c->model_key);
+        column_text(s, 1, c->corpus_sha256, sizeof c->corpus_sha256);
+        column_text(s, 2, c->variant, sizeof c->variant);
+        column_text(s, 3, c->task, sizeof c->task);
+        c->context = sqlite3_column_int(s, 4);
+        column_text(s, 5, c->status, sizeof c->status);
+        c->bpb = sqlite3_column_type(s, 6) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 6);
+    }
+    if (!status && rc != SQLITE_DONE) status = db_error(st, err, "reading the cases of a run");
+    sqlite3_finalize(s);
+    if (status) {
+        free(*cases);
+        *cases = NULL;
+        *n = 0;
+    }
+    return status;
+}
+
+int store_find_run_model(Store *st, int64_t run_id, const char *key, StoredModel *out, char *err) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db,
+            "SELECT id, status, error, weights FROM models WHERE run_id = ?1 AND model_key = ?2"
+            " ORDER BY status = 'ok' DESC, id DESC LIMIT 1", -1, &s, NULL) != SQLITE_OK)
+        return db_error(st, err, "looking up a model");
+    int rc = SQLITE_OK, status = CB_OK;
+    bind_i64(s, 1, run_id, &rc);
+    bind_text(s, 2, key, &rc);
+    if (rc != SQLITE_OK) {
+        status = cb_error(err, CB_EDB, "%s: looking up a model: %s", st->path, sqlite3_errstr(rc));
+        goto done;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) goto done;
+    if (rc != SQLITE_ROW) {
+        status = db_error(st, err, "looking up a model");
+        goto done;
+    }
+    column_text(s, 1, out->status, sizeof out->status);
+    column_text(s, 2, out->error, sizeof out->error);
+    if (sqlite3_column_type(s, 3) == SQLITE_BLOB) {
+        size_t n = (size_t)sqlite3_column_bytes(s, 3);
+        out->weights = malloc(n ? n : 1);
+        if (!out->weights) {
+            status = cb_error(err, CB_ENOMEM, "%s: out of memory reading %zu bytes of weights", st->path, n);
+            goto done;
+        }
+        if (n) memcpy(out->weights, sqlite3_column_blob(s, 3), n);
+        out->weights_size = n;
+    }
+    out->id = sqlite3_column_int64(s, 0);
+done:
+    sqlite3_finalize(s);
+    return status;
+}

@@ -148,4 +148,45 @@ typedef struct {
    The file keeps its size until VACUUM. */
 int store_prune(Store *st, int64_t keep, PruneCounts *counts, char *err);
 
+/* ---- resuming a run ---------------------------------------------------------------------------- */
+
+/* What --resume needs to know about a run. */
+typedef struct {
+    char suite_name[64];
+    char suite_sha256[65];
+    char status[16];
+    int threads;
+} StoredRun;
+
+/* Reads run run_id; CB_EINPUT if there is no such run. */
+int store_get_run(Store *st, int64_t run_id, StoredRun *out, char *err);
+
+/* A finished case of a run, identified by its model's reuse key, variant, task and context. */
+typedef struct {
+    char model_key[65];
+    char corpus_sha256[65];
+    char variant[128];     /* as stored: the part after '+', "" for none */
+    char task[32];
+    int context;
+    char status[16];
+    double bpb;            /* its first "bpb" metric, NAN if none */
+} StoredCase;
+
+/* Every case of run run_id that has a model, in insertion order. *cases is malloc'd (NULL when
+   there are none); the caller frees it. */
+int store_run_cases(Store *st, int64_t run_id, StoredCase **cases, size_t *n, char *err);
+
+/* A model of one run, found by its reuse key. */
+typedef struct {
+    int64_t id;            /* 0 = none */
+    char status[16];
+    char error[CB_ERR_LEN];
+    void *weights;         /* malloc'd copy of the checkpoint, NULL if none; the caller frees it */
+    size_t weights_size;
+} StoredModel;
+
+/* The model of run run_id with this key: the newest with status "ok", else the newest of any
+   status. Not found: out->id = 0, CB_OK. */
+int store_find_run_model(Store *st, int64_t run_id, const char *key, StoredModel *out, char *err);
+
 #endif
