@@ -200,3 +200,39 @@ Test(intervals, bootstrap_interval_of_a_constant_is_a_point_and_of_noise_covers_
     eval_bootstrap_mean(x, 200, 1000, 3, &lo, &hi);
     cr_assert(lo < mean && mean < hi && hi - lo < 0.4 && hi - lo > 0.15, "noise: [%g, %g] around %g", lo, hi, mean);
 }
+
+Test(passkey, an_untrained_model_scores_between_zero_and_one_and_repeats_for_a_seed) {
+    Model m;
+    tiny_model(&m, "alibi", 64);
+    char err[CB_ERR_LEN];
+    double depths[3] = {0.0, 0.5, 1.0}, a[3], b[3];
+    cr_assert_eq(eval_passkey(&m, 160, depths, 3, 4, 9, a, err), CB_OK, "%s", err);
+    cr_assert_eq(eval_passkey(&m, 160, depths, 3, 4, 9, b, err), CB_OK, "%s", err);
+    for (int d = 0; d < 3; d++) {
+        cr_assert(a[d] >= 0 && a[d] <= 1, "accuracy %g", a[d]);
+        cr_assert(a[d] == b[d], "depth %g: %g then %g", depths[d], a[d], b[d]);
+    }
+    cr_assert_eq(eval_passkey(&m, 40, depths, 3, 4, 9, a, err), CB_EINPUT, "a 40-byte context was accepted");
+    model_free(&m);
+}
+
+Test(passkey, a_training_batch_gets_about_its_share_of_episodes) {
+    enum { B = 400, T = 128 };
+    static uint8_t in[B * T], tg[B * T];
+    memset(in, 'x', sizeof in);
+    memset(tg, 'x', sizeof tg);
+    Rng rng;
+    rng_seed(&rng, 4);
+    int k = passkey_mix_batch(&rng, 0.25, B, T, in, tg);
+    cr_assert(k > 70 && k < 130, "%d of %d rows replaced at share 0.25", k, B);
+    int rows = 0;
+    for (int b = 0; b < B; b++) {
+        const uint8_t *r = in + (size_t)b * T;
+        if (memchr(r, '?', T)) {
+            rows++;
+            cr_assert(!memcmp(tg + (size_t)b * T, r + 1, T - 1), "row %d: targets are not inputs shifted", b);
+        }
+    }
+    cr_assert_eq(rows, k, "%d rows hold a question, %d were replaced", rows, k);
+    cr_assert_eq(passkey_mix_batch(&rng, 0.0, B, T, in, tg), 0, "share 0 replaced rows");
+}

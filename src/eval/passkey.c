@@ -2,7 +2,10 @@
 #include "eval/passkey.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "model/model.h"
 
 static const char GARBAGE[] =
     "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ";
@@ -71,4 +74,53 @@ int passkey_correct(const float *logits, const uint8_t *buf, const PasskeyEpisod
     /* ...and after the last digit the model must stop the number. */
     int after = argmax(logits + (size_t)(ep->answer_at + ep->answer_len - 2) * 256);
     return !(after >= '0' && after <= '9');
+}
+
+int passkey_mix_batch(Rng *rng, double share, int B, int T, uint8_t *inputs, uint8_t *targets) {
+    if (share <= 0.0 || T + 1 < passkey_min_length(PASSKEY_KEY_MAX)) return 0;
+    uint8_t *buf = malloc((size_t)T + 1);
+    if (!buf) return 0;
+    int replaced = 0;
+    for (int b = 0; b < B; b++) {
+        if (rng_uniform(rng) >= share) continue;
+        PasskeyEpisode ep;
+        if (passkey_random(buf, T + 1, rng, &ep, NULL)) continue;
+        memcpy(inputs + (size_t)b * T, buf, (size_t)T);
+        memcpy(targets + (size_t)b * T, buf + 1, (size_t)T);
+        replaced++;
+    }
+    free(buf);
+    return replaced;
+}
+
+int eval_passkey(Model *m, int n, const double *depths, int n_depths, int trials, uint64_t seed,
+                 double *acc, char *err) {
+    int rc = pe_prepare(&m->pe, n, err);
+    if (rc) return rc;
+    if (n + 1 < passkey_min_length(PASSKEY_KEY_MAX))
+        return cb_error(err, CB_EINPUT, "passkey: context %d is shorter than an episode (%d bytes)", n,
+                        passkey_min_length(PASSKEY_KEY_MAX) - 1);
+    uint8_t *buf = malloc((size_t)n + 1);
+    float *logits = malloc(sizeof(float) * (size_t)n * CB_VOCAB);
+    if (!buf || !logits) {
+        free(buf);
+        free(logits);
+        return cb_error(err, CB_ENOMEM, "passkey: out of memory for context %d", n);
+    }
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int d = 0; d < n_depths && rc == CB_OK; d++) {
+        int right = 0;
+        for (int t = 0; t < trials && rc == CB_OK; t++) {
+            PasskeyEpisode ep;
+            uint32_t key = 1 + rng_below(&rng, PASSKEY_KEY_MAX);
+            rc = passkey_build(buf, n + 1, depths[d], key, &ep, err);
+            if (!rc) rc = model_eval_window(m, buf, buf + 1, n, NULL, logits, err);
+            if (!rc) right += passkey_correct(logits, buf, &ep);
+        }
+        acc[d] = trials ? (double)right / trials : 0.0;
+    }
+    free(buf);
+    free(logits);
+    return rc;
 }

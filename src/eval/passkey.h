@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "model/model.h"
 
 #define PASSKEY_KEY_MAX 50000 /* keys are drawn from [1, 50000] (§20.1) */
 
@@ -50,5 +51,16 @@ int passkey_random(uint8_t *buf, int length, Rng *rng, PasskeyEpisode *ep, char 
    non-digit byte. logits (n, 256) come from a forward over inputs buf[0..n) with n = ep->length - 1,
    i.e. logits[t] predicts buf[t + 1]. */
 int passkey_correct(const float *logits, const uint8_t *buf, const PasskeyEpisode *ep);
+
+/* Mixes passkey episodes into a training batch: each of the B rows is, with probability `share`,
+   replaced by a random episode of T + 1 bytes (inputs (B, T), targets shifted by one). Returns
+   the number of rows replaced. */
+int passkey_mix_batch(Rng *rng, double share, int B, int T, uint8_t *inputs, uint8_t *targets);
+
+/* Passkey accuracy of a model at context n: for each depth, `trials` episodes of n + 1 bytes
+   (inputs n, the last byte only a target) with keys and depths drawn from `seed`; acc[d] is the
+   share answered exactly. Prepares the encoding for n (CB_EUNSUPPORTED passes through). */
+int eval_passkey(Model *m, int n, const double *depths, int n_depths, int trials, uint64_t seed,
+                 double *acc, char *err);
 
 #endif

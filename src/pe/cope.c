@@ -148,7 +148,7 @@ static void cope_score_row_backward(const PeModel *pe, int layer, int h, int i, 
     float pre = 0.0f;
     for (int t = 0; t <= i; t++) {
         pre += work[t];
-        s[t] = ds[t];
+        s[t] = ds[t] + s[t] * (1.0f - s[t]) * pre;
     }
     for (int d = 0; d < HS; d++) {
         const float *row = E + (size_t)d * P;
