@@ -1,0 +1,219 @@
+/*
+ * bench.c — kernel benchmarks against the machine's own sgemm, measured in the same process.
+ *
+ * Prints: sgemm GFLOP/s at 1 and 2 threads; attention forward (evaluation kernel) GFLOP/s at
+ * n = 512 ... 16384 for head size 64 and backward (training kernel) up to 2048, each as a share of
+ * sgemm; a quick-suite training step's model FLOP/s as a share of sgemm; the speed-up from 1 to 2
+ * threads of a training step and of a long-context evaluation; and, per scheme, the extra time of
+ * its encoding over nope for a model evaluation at n = 512 and 8192. Every figure is the median of
+ * repeated timings (warm-up first). With --db FILE the rows also go to the results database as a
+ * run of suite "bench".
+ *
+ * usage: bench [--quick] [--db FILE]
+ */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kernels.h"
+#include "model/model.h"
+#include "store/store.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median seconds of `reps` timed calls after one warm-up call. */
+#define TIME_MEDIAN(reps, out, call)                                   \
+    do {                                                               \
+        double t_[64];                                                 \
+        call;                                                          \
+        for (int r_ = 0; r_ < (reps); r_++) {                          \
+            double s_ = clock_now();                                   \
+            call;                                                      \
+            t_[r_] = clock_now() - s_;                                 \
+        }                                                              \
+        qsort(t_, (size_t)(reps), sizeof(double), cmp_double);         \
+        (out) = t_[(reps) / 2];                                        \
+    } while (0)
+
+static void set_threads(int t) {
+    omp_set_num_threads(t);
+    openblas_set_num_threads(t);
+}
+
+static float *random_floats(size_t n, uint64_t seed) {
+    float *x = malloc(n * sizeof(float));
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++) x[i] = rng_normal(&rng);
+    return x;
+}
+
+typedef struct {
+    Store *st;
+    int64_t run_id;
+} Sink;
+
+static void record(Sink *sink, const char *scheme, const char *task, int context, const char *name,
+                   double value, const char *unit) {
+    printf("  %-12s %-22s n=%-6d %-26s %12.4f %s\n", scheme, task, context, name, value, unit);
+    if (!sink->st) return;
+    CaseRecord c = {.run_id = sink->run_id, .scheme = scheme, .variant = "", .task = task,
+                    .context = context, .status = "ok"};
+    MetricRecord m = {.name = name, .value = value, .lo = NAN, .hi = NAN, .count = 1, .unit = unit};
+    int64_t id;
+    char err[CB_ERR_LEN];
+    if (store_insert_case(sink->st, &c, &m, 1, NULL, 0, &id, err)) fprintf(stderr, "bench: %s\n", err);
+}
+
+static double sgemm_gflops(int threads, int size, int reps) {
+    set_threads(threads);
+    float *a = random_floats((size_t)size * size, 1), *b = random_floats((size_t)size * size, 2);
+    float *c = calloc((size_t)size * size, sizeof(float));
+    double t;
+    TIME_MEDIAN(reps, t, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, size, size, size, 1.0f, a, size,
+                                     b, size, 0.0f, c, size));
+    free(a), free(b), free(c);
+    return 2.0 * size * size * (double)size / t / 1e9;
+}
+
+int main(int argc, char **argv) {
+    int quick = 0;
+    const char *db = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--db") && i + 1 < argc) db = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench [--quick] [--db FILE]\n");
+            return 2;
+        }
+    }
+    char err[CB_ERR_LEN];
+    Sink sink = {0};
+    if (db) {
+        if (store_open(&sink.st, db, 0, err)) {
+            fprintf(stderr, "bench: %s\n", err);
+            return 2;
+        }
+        RunInfo ri = {.suite_name = "bench", .suite_path = "bench", .suite_text = "", .suite_sha256 = "",
+                      .threads = 2};
+        store_provenance(&ri);
+        if (store_begin_run(sink.st, &ri, &sink.run_id, err)) {
+            fprintf(stderr, "bench: %s\n", err);
+            return 2;
+        }
+    }
+    int reps = quick ? 3 : 5, maxn = quick ? 4096 : 16384;
+
+    printf("sgemm (OpenBLAS, 1024^3, median of %d)\n", reps);
+    double g1 = sgemm_gflops(1, 1024, reps), g2 = sgemm_gflops(2, 1024, reps);
+    record(&sink, "-", "sgemm", 1024, "gflops_1_thread", g1, "GFLOP/s");
+    record(&sink, "-", "sgemm", 1024, "gflops_2_threads", g2, "GFLOP/s");
+    set_threads(2);
+
+    printf("attention, head size 64, one head, 2 threads (share = of 2-thread sgemm)\n");
+    PeModel nope = {0};
+    PeDims dims = {1, 1, 64, 64, 128};
+    if (pe_create(&nope, "nope", &dims, err)) return 1;
+    for (int n = 512; n <= maxn; n *= 2) {
+        float *qkv = random_floats((size_t)n * 3 * 64, 3), *out = malloc(sizeof(float) * (size_t)n * 64);
+        float *scratch = malloc(sizeof(float) * (size_t)n * omp_get_max_threads());
+        double t;
+        int r = n >= 8192 ? 3 : reps;
+        TIME_MEDIAN(r, t, attention_eval(out, scratch, qkv, NULL, &nope, 0, n, 64, 1));
+        double gf = 2.0 * (double)n * n * 64 / t / 1e9; /* QK^T and PV over the causal half */
+        record(&sink, "nope", "attention_forward", n, "gflops", gf, "GFLOP/s");
+        record(&sink, "nope", "attention_forward", n, "share_of_sgemm", gf / g2, "");
+        if (n <= 2048) {
+            float *att = malloc(sizeof(float) * (size_t)n * n), *dq = malloc(sizeof(float) * (size_t)n * 3 * 64);
+            float *ds = malloc(sizeof(float) * (size_t)n * n);
+            attention_forward(out, att, qkv, &nope, 0, 1, n, 64, 1);
+            TIME_MEDIAN(reps, t, attention_backward(dq, ds, out, qkv, att, &nope, 0, 1, n, 64, 1));
+            gf = 4.0 * (double)n * n * 64 / t / 1e9;
+            record(&sink, "nope", "attention_backward", n, "gflops", gf, "GFLOP/s");
+            record(&sink, "nope", "attention_backward", n, "share_of_sgemm", gf / g2, "");
+            free(att), free(dq), free(ds);
+        }
+        free(qkv), free(out), free(scratch);
+    }
+    pe_destroy(&nope);
+
+    printf("training step of the quick suite's model (2 layers, d_model 64, batch 16 x 128)\n");
+    ModelConfig cfg = {.n_layer = 2, .d_model = 64, .n_head = 4, .mlp_ratio = 4, .train_ctx = 128};
+    TrainConfig tc = {.steps = 100, .batch = 16, .warmup = 0, .lr = 1e-3, .min_lr_ratio = 0.1,
+                      .weight_decay = 0.1, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .grad_clip = 1.0};
+    int B = 16, T = 128;
+    uint8_t *in = malloc((size_t)B * T), *tg = malloc((size_t)B * T);
+    for (int i = 0; i < B * T; i++) in[i] = (uint8_t)('a' + i % 23), tg[i] = (uint8_t)('a' + (i + 1) % 23);
+    double step_t[3] = {0};
+    for (int threads = 1; threads <= 2; threads++) {
+        set_threads(threads);
+        Model m;
+        if (model_build(&m, &cfg, "rope", 1, err)) return 1;
+        float loss, gn;
+        TIME_MEDIAN(reps, step_t[threads], model_train_step(&m, in, tg, B, T, &tc, 1e-3, &loss, &gn, err));
+        if (threads == 2) {
+            /* Model FLOPs: 6 per parameter per token for the GEMMs, plus attention (fwd 2, bwd 4 x T^2 C per layer per row, causal half). */
+            double tokens = (double)B * T;
+            double flops = 6.0 * (double)m.n_params * tokens + 3.0 * 2.0 * cfg.n_layer * B * (double)T * T * cfg.d_model;
+            double gf = flops / step_t[2] / 1e9;
+            record(&sink, "rope", "train_step", T, "model_gflops", gf, "GFLOP/s");
+            record(&sink, "rope", "train_step", T, "share_of_sgemm", gf / g2, "");
+        }
+        model_free(&m);
+    }
+    record(&sink, "rope", "train_step", T, "speedup_1_to_2_threads", step_t[1] / step_t[2], "x");
+
+    int long_n = quick ? 2048 : 8192;
+    double ev_t[3];
+    uint8_t *text = malloc((size_t)long_n + 1);
+    for (int i = 0; i <= long_n; i++) text[i] = (uint8_t)('a' + (i * 7) % 26);
+    for (int threads = 1; threads <= 2; threads++) {
+        set_threads(threads);
+        Model m;
+        if (model_build(&m, &cfg, "rope", 1, err) || pe_prepare(&m.pe, long_n, err)) return 1;
+        float *losses = malloc(sizeof(float) * (size_t)long_n);
+        TIME_MEDIAN(3, ev_t[threads], model_eval_window(&m, text, text + 1, long_n, losses, NULL, err));
+        free(losses);
+        model_free(&m);
+    }
+    record(&sink, "rope", "eval_forward", long_n, "speedup_1_to_2_threads", ev_t[1] / ev_t[2], "x");
+
+    printf("encoding overhead over nope: model evaluation forward, 2 threads\n");
+    set_threads(2);
+    int sizes[2] = {512, long_n};
+    for (int k = 0; k < 2; k++) {
+        int n = sizes[k];
+        double base = 0;
+        for (const PeScheme *const *s = pe_all(); *s; s++) {
+            Model m;
+            ModelConfig c2 = cfg;
+            if (model_build(&m, &c2, (*s)->name, 1, err)) continue;
+            if (pe_prepare(&m.pe, n, err)) {
+                printf("  %-12s n=%-6d %s\n", (*s)->name, n, err);
+                model_free(&m);
+                continue;
+            }
+            float *losses = malloc(sizeof(float) * (size_t)n);
+            double t;
+            TIME_MEDIAN(3, t, model_eval_window(&m, text, text + 1, n, losses, NULL, err));
+            free(losses);
+            if (!strcmp((*s)->name, "nope")) base = t;
+            record(&sink, (*s)->name, "eval_forward", n, "seconds", t, "s");
+            if (base > 0) record(&sink, (*s)->name, "eval_forward", n, "overhead_over_nope", t / base - 1.0, "");
+            model_free(&m);
+        }
+    }
+    free(text), free(in), free(tg);
+    if (sink.st) {
+        store_finish_run(sink.st, sink.run_id, "complete", err);
+        store_close(sink.st);
+        printf("rows written to %s as run %lld\n", db, (long long)sink.run_id);
+    }
+    return 0;
+}
