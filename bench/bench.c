@@ -93,6 +93,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    cb_flush_denormals(); /* as the suite runner's children do */
     char err[CB_ERR_LEN];
     Sink sink = {0};
     if (db) {

@@ -2,7 +2,8 @@
 # Installs, from Debian's archive, whatever ctxbench needs that this machine lacks. Run as root.
 set -euo pipefail
 packages=(gcc make cmake pkg-config git sqlite3 libsqlite3-dev libcriterion-dev
-          libopenblas-openmp-dev libinih-dev nettle-dev)
+          libopenblas-openmp-dev libinih-dev nettle-dev
+          chromium imagemagick)   # the report_html ctest renders the HTML report headless
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

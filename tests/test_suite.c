@@ -169,8 +169,17 @@ Test(suite, the_shipped_suites_load) {
         cr_assert_eq(rc, CB_OK, "%s: expand rc %d: %s", names[i], rc, err);
         if (i == 0) {
             cr_expect_str_eq(s.name, "quick");
-            cr_expect_eq(ne, 6, "quick: %zu experiments", ne);
-            cr_expect_eq(nc, 30, "quick: %zu cases", nc);
+            cr_expect_eq(ne, 12, "quick: %zu experiments", ne);
+            cr_expect_eq(nc, 75, "quick: %zu cases", nc);
+            /* rope+pi, rope+ntk and rope+yarn are evaluated on the one trained rope model. */
+            int variant_cases = 0;
+            for (size_t k = 0; k < nc; k++)
+                if (!strncmp(c[k].variant, "rope+", 5)) {
+                    variant_cases++;
+                    cr_expect_str_eq(e[c[k].experiment].scheme, "rope", "variant %s trains '%s'", c[k].variant,
+                                     e[c[k].experiment].scheme);
+                }
+            cr_expect_eq(variant_cases, 15, "quick: %d variant cases", variant_cases);
         } else {
             cr_expect_str_eq(s.name, "smoke");
             cr_expect_eq(ne, 4, "smoke: %zu experiments", ne);

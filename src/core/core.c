@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 int cb_error(char *err, int code, const char *fmt, ...) {
     if (err) {
@@ -122,4 +125,10 @@ char *cb_strdup(const char *s) {
     char *d = malloc(n);
     if (d) memcpy(d, s, n);
     return d;
+}
+
+void cb_flush_denormals(void) {
+#if defined(__SSE__)
+    _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ (bit 15) and DAZ (bit 6) */
+#endif
 }

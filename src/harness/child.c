@@ -218,6 +218,7 @@ static void child_main(ChildWork work, void *arg, int threads, const ChildLimits
         rl.rlim_cur = rl.rlim_max = (rlim_t)(base + lim->memory_bytes);
         if (!base || setrlimit(RLIMIT_AS, &rl)) _exit(5);
     }
+    cb_flush_denormals();
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     ChildMsg msg = {0};

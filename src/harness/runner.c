@@ -486,7 +486,12 @@ int runner_run(const Suite *s, const RunOptions *o, RunSummary *sum, char *err) 
     int rc = suite_expand(s, &exps, &n_exps, &cases, &n_cases, err);
     if (rc) return rc;
     rc = corpus_load(&corpus, s->corpus_source, s->eval_bytes, err);
-    if (rc) goto out;
+    if (rc) {
+        char why[CB_ERR_LEN];
+        snprintf(why, sizeof why, "%s", err);
+        cb_error(err, rc, "%s: [corpus] source: %s", s->path, why);
+        goto out;
+    }
     for (size_t i = 0; i < n_cases; i++)
         if ((size_t)cases[i].context + 1 > corpus.n - corpus.train_n) {
             rc = cb_error(err, CB_EINPUT, "%s: context %d needs more than the %zu held-out bytes", s->path,

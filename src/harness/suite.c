@@ -86,6 +86,8 @@ static const KeyDef keys[] = {
     /* Limits on every child process (a model's training, each case's evaluation); 0 = none. */
     {"limits", "time", V_REAL, 0, 0, 0.0, 31536000.0, 1, 0, "(0, 31536000] seconds", F(time_limit), 0},
     {"limits", "memory", V_SIZE, 1, (1ULL << 24), 0, 0, 0, 0, NULL, F(memory_limit_mb), 0},
+    /* `ctxbench compare` / `nightly`: relative change past which a metric is flagged. */
+    {"compare", "threshold", V_REAL, 0, 0, 0.0, 10.0, 1, 0, "(0, 10]", F(compare_threshold), 0},
 };
 #undef INTS
 #undef DBLS
@@ -93,7 +95,7 @@ static const KeyDef keys[] = {
 
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
-static const char *const sections[] = {"suite", "corpus", "model", "train", "eval", "limits", NULL};
+static const char *const sections[] = {"suite", "corpus", "model", "train", "eval", "limits", "compare", NULL};
 static const char *const task_names[] = {"perplexity", NULL};
 
 static int key_index(const char *section, const char *key) {
@@ -461,7 +463,7 @@ static char *read_line(char *str, int num, void *stream) {
         char name[64];
         trim_copy(name, sizeof name, s + 1, (size_t)(e - s - 1));
         if (!is_section(name)) {
-            fail_line(P, "[%s]: unknown section (expected suite, corpus, model, train, eval or limits)", name);
+            fail_line(P, "[%s]: unknown section (expected suite, corpus, model, train, eval, limits or compare)", name);
             return NULL;
         }
         P->in_key = 0;

@@ -68,6 +68,7 @@ typedef struct {
     /* [limits], applied to every child process (a model's training, each case); 0 = none. */
     double time_limit;       /* wall-clock seconds */
     size_t memory_limit_mb;  /* MiB of address space the child may add (see runner.h) */
+    double compare_threshold; /* [compare] threshold: relative change flagged by compare; 0 = unset */
 } Suite;
 
 /* One model to train: a point of the model/train grid, a scheme and a seed. Specs naming an

@@ -22,7 +22,9 @@
  * Defaults chosen here (the papers tune them for 4k-token LLMs): Self-Extend group 4 and window L/4
  * (reaches about (L - W) G + W = 3.25 L); ReRoPE and Leaky ReRoPE window L/2 (the references use
  * 512 of 4096, the rerope README suggests windows up to half the training length), Leaky k = 16;
- * LM-Infinite local L, global 10, limit = local (its README drop-in defaults).
+ * LM-Infinite local L, global 10, limit = local (its README drop-in defaults). ReRoPE and Leaky
+ * ReRoPE take logn=1 to add the log-n query scale as the reference patches do (off by default, so
+ * that each variant isolates one mechanism).
  */
 #include <math.h>
 #include <string.h>

@@ -225,7 +225,8 @@ static void print_rows(FILE *out, const Row *rows, size_t n, int md) {
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             for (int c = 0; c < NC; c++)
-                fprintf(out, md ? (c ? " %-*s |" : "| %-*s |") : (c ? "  %-*s" : "%-*s"), (int)w[c], head[c]);
+                fprintf(out, md ? (c ? " %-*s |" : "| %-*s |") : (c ? "  %-*s" : "%-*s"),
+                        !md && c == NC - 1 ? 0 : (int)w[c], head[c]);
             fputc('\n', out);
             if (md) {
                 fputc('|', out);
@@ -258,8 +259,8 @@ static void print_rows(FILE *out, const Row *rows, size_t n, int md) {
                 if (pass == 0) {
                     if (strlen(cell[c]) > w[c]) w[c] = strlen(cell[c]);
                 } else {
-                    fprintf(out, md ? (c ? " %-*s |" : "| %-*s |") : (c ? "  %-*s" : "%-*s"), (int)w[c],
-                            cell[c]);
+                    fprintf(out, md ? (c ? " %-*s |" : "| %-*s |") : (c ? "  %-*s" : "%-*s"),
+                            !md && c == NC - 1 ? 0 : (int)w[c], cell[c]);
                 }
             }
             if (pass == 1) fputc('\n', out);
@@ -360,7 +361,7 @@ int compare_runs(Store *st, int64_t base, int64_t new_run, const CompareOptions 
                 o->markdown ? "" : "", 100 * res->threshold, source, o->markdown ? "\n" : "");
         if (n_rows) print_rows(out, rows, n_rows, o->markdown);
         fprintf(out, "%s%d metrics matched, %d changed, %d regressions, %d improvements",
-                o->markdown ? "\n" : "", res->n_matched, res->n_changed, res->n_regressions,
+                o->markdown && n_rows ? "\n" : "", res->n_matched, res->n_changed, res->n_regressions,
                 res->n_improvements);
         if (res->n_only_base || res->n_only_new)
             fprintf(out, ", %d only in base (%d lost to cases not ok), %d only in new", res->n_only_base,

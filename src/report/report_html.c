@@ -94,7 +94,7 @@ static void ticks_log(double lo, double hi, Ticks *t) {
     t->n = 0;
     t->step = 0;
     int k0 = (int)floor(log10(lo)), k1 = (int)ceil(log10(hi));
-    int fine = k1 - k0 <= 2;
+    int fine = log10(hi / lo) < 2.5;
     for (int k = k0; k <= k1 && t->n < MAX_TICKS; k++) {
         static const double m[] = {1, 2, 5};
         for (int i = 0; i < (fine ? 3 : 1); i++) {
@@ -116,6 +116,7 @@ static void ticks_log(double lo, double hi, Ticks *t) {
 /* A tick label: integers as written (with K for whole kibibytes of context), else 3 digits. */
 static void fmt_num(char *buf, size_t n, double v, int context) {
     if (context && v >= 8192 && fmod(v, 1024) == 0) snprintf(buf, n, "%gK", v / 1024);
+    else if (v == floor(v) && fabs(v) < 1e7) snprintf(buf, n, "%.0f", v);
     else if (fabs(v) >= 1e4 || (fabs(v) < 1e-3 && v != 0)) snprintf(buf, n, "%.2g", v);
     else snprintf(buf, n, "%.3g", v);
 }
@@ -367,7 +368,7 @@ static void heatmap(const ReportData *d, size_t s, FILE *out) {
     const double cw = 62, ch = 30, left = 92, top = 56;
     int w = (int)(left + cw * nl + 24), h = (int)(top + ch * nd + 62);
     if (w < 300) w = 300;
-    char id[48], title[300], buf[32], fill[16];
+    char id[48], title[360], buf[32], fill[16];
     snprintf(id, sizeof id, "chart-passkey-%zu", s);
     snprintf(title, sizeof title, "passkey accuracy: %s", d->series[s].label);
     svg_begin(out, id, w, h, title);

@@ -274,6 +274,19 @@ int store_open(Store **out, const char *path, int readonly, char *err) {
                           path, (long long)version, STORE_SCHEMA_VERSION);
         goto fail;
     }
+    if (version == 0 && !readonly) {
+        /* Someone else's database: refuse it before switching it to WAL, which would write to it. */
+        int64_t objects = 0;
+        if (query_int(st, "SELECT count(*) FROM sqlite_schema", &objects, &rc)) {
+            status = db_error(st, err, "reading the schema");
+            goto fail;
+        }
+        if (objects > 0) {
+            status = cb_error(err, CB_EDB, "%s: not a ctxbench database (user_version 0 but it has %lld tables, "
+                              "views or indexes)", path, (long long)objects);
+            goto fail;
+        }
+    }
     if ((status = exec1(st, "PRAGMA foreign_keys = ON", "enabling foreign keys", err))) goto fail;
 
     if (readonly) {
