@@ -281,7 +281,13 @@ int store_open(Store **out, const char *path, int readonly, char *err) {
             status = db_error(st, err, "reading the schema");
             goto fail;
         }
-        if (objects > 0) {
+        /* The two reads are separate snapshots: another ctxbench may have created the schema (and
+           set user_version in the same transaction) in between. Read the version again. */
+        if (objects > 0 && query_int(st, "PRAGMA user_version", &version, &rc)) {
+            status = db_error(st, err, "reading the schema version");
+            goto fail;
+        }
+        if (objects > 0 && version == 0) {
             status = cb_error(err, CB_EDB, "%s: not a ctxbench database (user_version 0 but it has %lld tables, "
                               "views or indexes)", path, (long long)objects);
             goto fail;
@@ -306,9 +312,18 @@ int store_open(Store **out, const char *path, int readonly, char *err) {
     }
 
     /* journal_mode answers with the mode in force: "memory" for an in-memory database. */
+    /* Switching needs an exclusive lock, and SQLite does not always wait on the busy handler for
+       it: another ctxbench creating the same new file at this moment makes it answer SQLITE_BUSY
+       at once. Retry for as long as the busy timeout. */
     sqlite3_stmt *s = NULL;
-    rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_step(s);
+    for (int waited_ms = 0;; waited_ms += 20) {
+        rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+        if (rc == SQLITE_OK) rc = sqlite3_step(s);
+        if (((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) || waited_ms >= CB_BUSY_TIMEOUT_MS) break;
+        sqlite3_finalize(s);
+        s = NULL;
+        sqlite3_sleep(20);
+    }
     if (rc != SQLITE_ROW) {
         status = db_error(st, err, "switching to WAL mode");
         sqlite3_finalize(s);
