@@ -14,6 +14,7 @@
 
 #include "data/data.h"
 #include "eval/eval.h"
+#include "core/progress.h"
 #include "harness/child.h"
 #include "store/store.h"
 
@@ -27,6 +28,7 @@ static const char *failure_status(int rc) {
 typedef struct {
     const Experiment *e;
     const Corpus *corpus;
+    Progress *progress; /* the parent's, copied into the child by fork */
 } TrainArg;
 
 static int train_work(void *argp, ChildMsg *msg) {
@@ -67,6 +69,8 @@ static int train_work(void *argp, ChildMsg *msg) {
             return 0;
         }
         if (step % every == 0 || step == e->train.steps - 1) msg_curve(msg, "train_loss", step, loss);
+        progress_show(arg->progress, 0, "%.24s: training step %d/%d, loss %.3f bits/byte", e->scheme, step + 1,
+                      e->train.steps, loss / M_LN2);
         if (step >= tail_from) tail += loss, tail_n++;
     }
     double secs = clock_now() - t0;
@@ -256,6 +260,7 @@ typedef struct {
     StoredCase *earlier; /* cases of the resumed run, NULL when not resuming */
     size_t n_earlier;
     Cell *cells;         /* one per finished case, in grid order */
+    Progress progress;   /* the terminal's progress line */
     size_t n_cells;
     int ctxs[SUITE_MAX_LIST * 2], n_ctxs;
     char *err;           /* the caller's message buffer */
@@ -301,6 +306,7 @@ static void add_case(RunState *R, const Experiment *ex, const Case *c, const cha
         sum->n_diverged += !strcmp(status, "diverged");
     }
     Cell *cell = &R->cells[R->n_cells++];
+    R->progress.done = R->n_cells;
     const char *spec = c->variant[0] ? c->variant : ex->scheme;
     if (R->s->n_seeds > 1)
         snprintf(cell->label, sizeof cell->label, "%.60s s%llu", spec, (unsigned long long)ex->seed);
@@ -344,11 +350,13 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
         snprintf(tr.error, sizeof tr.error, "%s", sm.error);
         tr.blob = sm.weights; /* owned by tr from here */
         tr.blob_size = sm.weights_size;
+        progress_clear(&R->progress);
         if (o->log)
             fprintf(o->log, "[model %zu/%zu] %-24s seed %llu: %s, trained earlier in run %lld\n", e + 1, R->n_exps,
                     ex->scheme, (unsigned long long)ex->seed, tr.status, (long long)sum->run_id);
     } else if (missing) {
-        TrainArg ta = {ex, R->corpus};
+        TrainArg ta = {ex, R->corpus, &R->progress};
+        progress_show(&R->progress, 1, "%.24s: training", ex->scheme);
         rc = child_run_limited(train_work, &ta, R->threads, &R->lim, &tr, err);
         if (rc) return rc;
         if (!strcmp(tr.status, "interrupted")) {
@@ -372,6 +380,7 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
             child_result_free(&tr);
             return rc;
         }
+        progress_clear(&R->progress);
         if (o->log) {
             if (!strcmp(tr.status, "ok"))
                 fprintf(o->log, "[model %zu/%zu] %-24s seed %llu: trained in %.1fs, final loss %.3f bits/byte\n",
@@ -404,6 +413,8 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
         ChildResult cr;
         if (trained) {
             EvalArg ea = {tr.blob, tr.blob_size, R->corpus, c};
+            progress_show(&R->progress, 1, "%.24s n=%d: evaluating %s", c->variant[0] ? c->variant : ex->scheme,
+                          c->context, c->task);
             rc = child_run_limited(eval_work, &ea, R->threads, &R->lim, &cr, err);
             if (rc) {
                 break;
@@ -426,15 +437,18 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
             break;
         }
         add_case(R, ex, c, cr.status, bpb);
+        progress_clear(&R->progress);
         if (o->log) {
             const char *spec = c->variant[0] ? c->variant : ex->scheme;
+            char word[48];
+            const char *status = progress_status(&R->progress, cr.status, word, sizeof word);
             if (!strcmp(cr.status, "ok"))
-                fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d ok  %.4f bits/byte  %.2fs  %.1f MiB\n",
-                        R->n_cells, R->n_cases, spec, c->task, c->context, bpb, cr.wall_seconds,
+                fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d %s  %.4f bits/byte  %.2fs  %.1f MiB\n",
+                        R->n_cells, R->n_cases, spec, c->task, c->context, status, bpb, cr.wall_seconds,
                         (double)cr.peak_rss / 1048576.0);
             else
                 fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d %s: %s\n", R->n_cells, R->n_cases, spec,
-                        c->task, c->context, cr.status, cr.error);
+                        c->task, c->context, status, cr.error);
         }
         child_result_free(&cr);
         if (child_stop_signal()) sum->interrupted = child_stop_signal();
@@ -506,6 +520,7 @@ int runner_run(const Suite *s, const RunOptions *o, RunSummary *sum, char *err) 
     size_t mib = o->memory_limit_mb ? o->memory_limit_mb : s->memory_limit_mb;
     R.lim.memory_bytes = mib << 20;
     R.cells = calloc(n_cases ? n_cases : 1, sizeof *R.cells);
+    progress_init(&R.progress, o->log, n_cases);
     if (!R.cells) {
         rc = cb_error(err, CB_ENOMEM, "out of memory");
         goto out;
@@ -565,6 +580,7 @@ int runner_run(const Suite *s, const RunOptions *o, RunSummary *sum, char *err) 
             R.ctxs[b] = R.ctxs[b - 1];
             R.ctxs[b - 1] = t;
         }
+    progress_clear(&R.progress);
     if (rc == CB_OK && !sum->interrupted && o->summary) print_summary(o->summary, R.cells, R.n_cells, R.ctxs, R.n_ctxs);
     {
         char err2[CB_ERR_LEN];
