@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs, from Debian's archive, whatever ctxbench needs that this machine lacks. Run as root.
+# `deps.sh test` adds what the tests need beyond building and running: headless Chromium, fonts and
+# ImageMagick for the report_html ctest, which renders the HTML report and checks its screenshot.
 set -euo pipefail
 packages=(gcc make cmake pkg-config git sqlite3 libsqlite3-dev libcriterion-dev
-          libopenblas-openmp-dev libinih-dev nettle-dev
-          chromium imagemagick)   # the report_html ctest renders the HTML report headless
+          libopenblas-openmp-dev libinih-dev nettle-dev)
+if [[ ${1:-} == test ]]; then
+  packages+=(chromium fonts-dejavu-core imagemagick bsdutils)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

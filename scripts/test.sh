@@ -3,5 +3,5 @@
 # (the release workflow preset; pass "debug" for the sanitizer build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+bash scripts/deps.sh test
 cmake --workflow --preset "${1:-release}"
