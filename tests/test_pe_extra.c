@@ -15,6 +15,7 @@
 
 #include "core/core.h"
 #include "pe/pe.h"
+#include "support/inspect_csv.h"
 
 /* ---- helpers (the CSV ones as in test_pe.c) --------------------------------------------------- */
 
@@ -52,111 +53,6 @@ static void free_pe(TestPe *tp) {
 }
 
 /* One line of the uniform inspect CSV; -1 for an empty field. */
-typedef struct {
-    char quantity[32];
-    int head, i, j;
-    double value;
-} CsvRow;
-
-typedef struct {
-    CsvRow *rows;
-    int n;
-} Csv;
-
-static int parse_field(const char *s, size_t len) {
-    if (len == 0) return -1;
-    char tmp[32];
-    cr_assert_lt(len, sizeof tmp, "CSV field too long: '%.*s'", (int)len, s);
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    long long v;
-    cr_assert_eq(parse_long(tmp, &v), 0, "CSV field '%s' is not an integer", tmp);
-    return (int)v;
-}
-
-static Csv parse_csv(const char *text) {
-    const char *header = "quantity,head,i,j,value\n";
-    cr_assert_eq(strncmp(text, header, strlen(header)), 0, "inspect output does not start with the header: '%.60s'",
-                 text);
-    Csv csv = {0};
-    int cap = 0;
-    for (const char *line = text + strlen(header); *line;) {
-        const char *nl = strchr(line, '\n');
-        cr_assert(nl, "inspect output line without newline: '%s'", line);
-        const char *f[5];
-        size_t fl[5];
-        const char *s = line;
-        for (int k = 0; k < 5; k++) {
-            const char *e = k < 4 ? memchr(s, ',', (size_t)(nl - s)) : nl;
-            cr_assert(e, "inspect line has fewer than 5 fields: '%.*s'", (int)(nl - line), line);
-            f[k] = s;
-            fl[k] = (size_t)(e - s);
-            s = e + 1;
-        }
-        if (csv.n == cap) {
-            cap = cap ? 2 * cap : 256;
-            csv.rows = realloc(csv.rows, (size_t)cap * sizeof *csv.rows);
-            cr_assert(csv.rows, "realloc of %d CSV rows failed", cap);
-        }
-        CsvRow *r = &csv.rows[csv.n++];
-        cr_assert(fl[0] > 0 && fl[0] < sizeof r->quantity, "bad quantity in '%.*s'", (int)(nl - line), line);
-        memcpy(r->quantity, f[0], fl[0]);
-        r->quantity[fl[0]] = '\0';
-        r->head = parse_field(f[1], fl[1]);
-        r->i = parse_field(f[2], fl[2]);
-        r->j = parse_field(f[3], fl[3]);
-        char val[64];
-        cr_assert(fl[4] > 0 && fl[4] < sizeof val, "bad value in '%.*s'", (int)(nl - line), line);
-        memcpy(val, f[4], fl[4]);
-        val[fl[4]] = '\0';
-        cr_assert_eq(parse_double(val, &r->value), 0, "value '%s' is not a number", val);
-        line = nl + 1;
-    }
-    return csv;
-}
-
-/* Runs scheme->inspect into memory and parses what it printed. */
-static Csv inspect_csv(const PeModel *pe, int context, int query) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    cr_assert(f, "open_memstream failed");
-    PeInspectArgs args = {.context = context, .query = query};
-    char err[CB_ERR_LEN] = "";
-    int rc = pe->scheme->inspect(pe, &args, f, err);
-    fclose(f);
-    cr_assert_eq(rc, CB_OK, "%s inspect returned %d: %s", pe->scheme->name, rc, err);
-    Csv csv = parse_csv(buf);
-    free(buf);
-    return csv;
-}
-
-/* The value of the unique row (quantity, head, i, j); -1 matches an empty field. */
-static double csv_get(const Csv *csv, const char *q, int head, int i, int j) {
-    int found = -1, count = 0;
-    for (int k = 0; k < csv->n; k++) {
-        const CsvRow *r = &csv->rows[k];
-        if (strcmp(r->quantity, q) == 0 && r->head == head && r->i == i && r->j == j) {
-            found = k;
-            count++;
-        }
-    }
-    cr_assert_eq(count, 1, "expected one row %s,head=%d,i=%d,j=%d in the inspect CSV, found %d", q, head, i, j,
-                 count);
-    return csv->rows[found].value;
-}
-
-static int csv_count(const Csv *csv, const char *q) {
-    int count = 0;
-    for (int k = 0; k < csv->n; k++) count += strcmp(csv->rows[k].quantity, q) == 0;
-    return count;
-}
-
-static void assert_close(double got, double want, double tol, const char *what) {
-    cr_assert(fabs(got - want) <= tol, "%s: got %.12g, want %.12g (|diff| %.3g > %.3g)", what, got, want,
-              fabs(got - want), tol);
-}
-
 static int create_status(const char *spec, char *err) {
     PeDims dims = {.n_layer = 2, .n_head = 4, .head_size = 16, .d_model = 64, .train_ctx = 128};
     PeModel pe;
@@ -258,7 +154,7 @@ Test(xpos, zeta_and_the_decay_table_match_the_reference_for_head_size_8) {
     };
     TestPe tp;
     make_pe(&tp, "xpos", 2, 8, 16);
-    Csv csv = inspect_csv(&tp.pe, 16, 0);
+    Csv csv = inspect_csv(&tp.pe, 16, 0, NULL, 0);
     cr_assert_eq(csv_count(&csv, "zeta"), 4, "head size 8: %d zeta rows, want 4", csv_count(&csv, "zeta"));
     cr_assert_eq(csv_count(&csv, "decay"), 20, "%d decay rows, want 5 x 4", csv_count(&csv, "decay"));
     for (int t = 0; t < 4; t++) {
@@ -445,7 +341,7 @@ Test(kerple, log_bias_with_unit_parameters_matches_the_reference) {
     TestPe tp;
     make_pe(&tp, "kerple", 2, 4, 128);
     set_kerple(&tp, 0, (const float[]){1, 1}, (const float[]){1, 1});
-    Csv csv = inspect_csv(&tp.pe, 128, 100);
+    Csv csv = inspect_csv(&tp.pe, 128, 100, NULL, 0);
     for (int h = 0; h < 2; h++) {
         assert_close(csv_get(&csv, "r1", h, -1, -1), 1.0, 0.0, "r1");
         assert_close(csv_get(&csv, "r2", h, -1, -1), 1.0, 0.0, "r2");
@@ -465,7 +361,7 @@ Test(kerple, bias_is_zero_at_distance_0_and_strictly_decreasing_for_initial_para
     for (int s = 0; s < 2; s++) {
         TestPe tp;
         make_pe(&tp, specs[s], NH, 4, Q + 1);
-        Csv csv = inspect_csv(&tp.pe, Q + 1, Q);
+        Csv csv = inspect_csv(&tp.pe, Q + 1, Q, NULL, 0);
         for (int h = 0; h < NH; h++) {
             double prev = csv_get(&csv, "bias", h, Q, Q);
             cr_assert_eq(prev, 0.0, "%s head %d: bias at distance 0 is %g", specs[s], h, prev);
@@ -486,7 +382,7 @@ Test(kerple, power_bias_uses_the_clamped_parameters) {
     make_pe(&tp, "kerple:variant=power", 3, 4, 64);
     /* head 0: -sqrt(D); head 1: exponent 3 clamps to 2; head 2: r1 -1 and r2 0 clamp to 0.01 */
     set_kerple(&tp, 0, (const float[]){1, 0.5f, -1}, (const float[]){0.5f, 3, 0});
-    Csv csv = inspect_csv(&tp.pe, 64, 40);
+    Csv csv = inspect_csv(&tp.pe, 64, 40, NULL, 0);
     assert_close(csv_get(&csv, "r2", 1, -1, -1), 2.0, 0.0, "clamped exponent");
     assert_close(csv_get(&csv, "r1", 2, -1, -1), 0.01, 1e-9, "clamped r1");
     assert_close(csv_get(&csv, "r2", 2, -1, -1), 0.01, 1e-9, "clamped r2");
@@ -575,7 +471,7 @@ Test(fire, u_matches_the_reference_at_c_0_1_and_threshold_512) {
                {1000, 0, 0.999999783}, {1000, 990, 0.150190451}, {4000, 0, 0.999999833}};
     TestPe tp;
     make_pe(&tp, "fire", 2, 4, 16);
-    Csv csv = inspect_csv(&tp.pe, 4001, 5);
+    Csv csv = inspect_csv(&tp.pe, 4001, 5, NULL, 0);
     for (size_t k = 0; k < sizeof ref / sizeof ref[0]; k++) {
         char what[64];
         snprintf(what, sizeof what, "u(%d, %d)", ref[k].i, ref[k].j);
@@ -613,7 +509,7 @@ Test(fire, bias_rows_are_the_mlp_of_u_per_head_and_layers_are_separate) {
               "c and L_multiplier start at %g, %g (layer 0) and %g, %g (layer 1)", tp.params[0], tp.params[1],
               tp.params[P], tp.params[P + 1]);
     tp.params[P] = -0.3f; /* layer 1 differs: negative c acts through |c| */
-    Csv csv = inspect_csv(&tp.pe, 64, Q);
+    Csv csv = inspect_csv(&tp.pe, 64, Q, NULL, 0);
     for (int h = 0; h < NH; h++)
         for (int j = 0; j <= Q; j++) {
             double want = fire_reference_bias(&tp, 0, W, h, Q, j, 16.0);
@@ -676,7 +572,7 @@ Test(sandwich, bias_by_distance_matches_the_reference_for_heads_1_and_8) {
     static const double h8[5] = {0, -0.180827313, -0.650249079, -2.417613259, -4.164864271};
     TestPe tp;
     make_pe(&tp, "sandwich", 8, 4, 128);
-    Csv csv = inspect_csv(&tp.pe, 128, 3);
+    Csv csv = inspect_csv(&tp.pe, 128, 3, NULL, 0);
     cr_assert_eq(csv_count(&csv, "bias_by_distance"), 2 * 128, "%d bias_by_distance rows, want 2 x 128",
                  csv_count(&csv, "bias_by_distance"));
     for (int k = 0; k < 5; k++) {
@@ -694,7 +590,7 @@ Test(sandwich, bias_rows_scale_one_curve_by_8h_over_heads_and_never_exceed_zero)
     enum { NH = 6, Q = 90 };
     TestPe tp;
     make_pe(&tp, "sandwich:dprime=32", NH, 4, 128);
-    Csv csv = inspect_csv(&tp.pe, 128, Q);
+    Csv csv = inspect_csv(&tp.pe, 128, Q, NULL, 0);
     for (int j = 0; j <= Q; j++) {
         double s1 = csv_get(&csv, "bias_by_distance", 0, Q - j, -1); /* S(r) * NH / 8 */
         for (int h = 0; h < NH; h++) {
