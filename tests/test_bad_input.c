@@ -70,7 +70,7 @@ static BadInput rows[] = {
      "ctxbench: bad_variant_base.ini:4: [eval] schemes: 'alibi+yarn': unknown eval-time variant 'yarn' for scheme "
      "'alibi'", NULL, 0},
     {"run tests/suites/bad_task.ini --db r.db",
-     "ctxbench: tests/suites/bad_task.ini:7: [eval] tasks: unknown task 'passkey' (known: perplexity)", NULL, 0},
+     "ctxbench: tests/suites/bad_task.ini:7: [eval] tasks: unknown task 'summarization' (known: perplexity, passkey)", NULL, 0},
     {"run tests/suites/bad_corpus.ini --db r.db",
      "ctxbench: tests/suites/bad_corpus.ini:7: [corpus] source: corpus source 'http://example.com/corpus.txt': "
      "unknown kind (expected file:PATH or builtin:NAME)", NULL, 0},

@@ -179,3 +179,46 @@ Test(harness, every_subcommand_answers_help) {
         cr_assert_eq(run_cli(args, line, sizeof line), 0, "%s --help failed", cmds[i]);
     }
 }
+
+Test(harness, passkey_and_sliding_window_rows_are_stored_with_their_mode_stride_and_interval) {
+    char path[512], db[300], err[CB_ERR_LEN] = "";
+    snprintf(path, sizeof path, "%s/tests/suites/e2e_passkey.ini", source_dir());
+    snprintf(db, sizeof db, "%s/pk.db", tmpdir);
+    Suite s;
+    cr_assert_eq(suite_load(&s, path, err), CB_OK, "%s", err);
+    RunOptions o = {.db_path = db, .threads = 2};
+    RunSummary sum;
+    cr_assert_eq(runner_run(&s, &o, &sum, err), CB_OK, "%s", err);
+    suite_free(&s);
+    cr_assert_eq(sum.n_cases, 4, "cases: %d", sum.n_cases);
+    cr_assert_eq(sum.n_ok, 4, "ok: %d (failed %d)", sum.n_ok, sum.n_failed);
+    sqlite3 *h = open_db(db);
+    /* Passkey: one curve point per depth and length, accuracies in [0, 1], a mean per length. */
+    cr_assert_eq(scalar(h, "SELECT count(*) FROM curves WHERE name LIKE 'passkey:depth=%' AND y BETWEEN 0 AND 1"), 6);
+    cr_assert_eq(scalar(h, "SELECT count(DISTINCT x) FROM curves WHERE name LIKE 'passkey:depth=%'"), 2);
+    cr_assert_eq(scalar(h, "SELECT count(*) FROM metrics m JOIN cases c ON c.id = m.case_id "
+                           "WHERE c.task = 'passkey' AND m.name = 'passkey_acc' AND m.value BETWEEN 0 AND 1 AND m.count = 9"), 2);
+    /* Perplexity: non-overlapping and stride n/2, each naming its mode and stride, with a bootstrap
+       interval around the value. */
+    cr_assert_eq(scalar(h, "SELECT count(*) FROM metrics m JOIN cases c ON c.id = m.case_id WHERE m.name = 'bpb' "
+                           "AND m.mode = 'nonoverlap' AND m.stride = c.context AND m.lo < m.value AND m.value < m.hi"), 2);
+    cr_assert_eq(scalar(h, "SELECT count(*) FROM metrics m JOIN cases c ON c.id = m.case_id WHERE m.name = 'bpb' "
+                           "AND m.mode = 'sliding' AND m.stride = c.context / 2 AND m.lo < m.value AND m.value < m.hi"), 2);
+    /* The ratio to the training length belongs to the non-overlapping value only. */
+    cr_assert_eq(scalar(h, "SELECT count(*) FROM metrics WHERE name = 'bpb_ratio' AND mode <> 'nonoverlap'"), 0);
+    cr_assert_eq(scalar(h, "SELECT count(*) FROM v_bpb WHERE mode = 'nonoverlap'"), 2);
+    /* Training saw passkey episodes: the model's key says so. */
+    cr_assert_eq(scalar(h, "SELECT count(*) FROM models WHERE train_json LIKE '%\"passkey_share\":0.5%'"), 1);
+    sqlite3_close(h);
+}
+
+Test(harness, query_takes_sql_that_opens_with_a_comment_as_the_example_queries_do) {
+    char db[300], args[700], line[1024];
+    snprintf(db, sizeof db, "%s/q.db", tmpdir);
+    RunSummary sum;
+    run_suite(db, &sum);
+    snprintf(args, sizeof args, "query --db '%s' '-- question: how many runs?\nSELECT count(*) FROM runs'", db);
+    cr_assert_eq(run_cli(args, line, sizeof line), 0, "exit code; stderr: %s", line);
+    snprintf(args, sizeof args, "query --db '%s' --no-such-flag", db);
+    cr_assert_eq(run_cli(args, line, sizeof line), 2, "an unknown flag was taken as SQL");
+}

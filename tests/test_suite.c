@@ -242,7 +242,7 @@ Test(suite, d_model_not_divisible_by_heads_is_reported_at_d_model) {
 }
 
 Test(suite, an_unknown_task_is_named) {
-    expect_bad("bad_task.ini", 7, "[eval] tasks", "unknown task 'passkey'");
+    expect_bad("bad_task.ini", 7, "[eval] tasks", "unknown task 'summarization'");
 }
 
 Test(suite, a_corpus_source_of_unknown_kind_is_reported_at_its_line) {

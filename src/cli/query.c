@@ -19,7 +19,8 @@ int cmd_query(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--db") && i + 1 < argc) db = argv[++i];
         else if (!strcmp(argv[i], "--csv")) csv = 1;
-        else if (!sql && argv[i][0] != '-') sql = argv[i];
+        /* SQL may open with a comment ("-- question: ..."): anything with a space is SQL. */
+        else if (!sql && (argv[i][0] != '-' || strpbrk(argv[i], " \t\n"))) sql = argv[i];
         else {
             fprintf(stderr, "ctxbench query: unexpected argument '%s'\n", argv[i]);
             return CB_EXIT_USAGE;

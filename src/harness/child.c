@@ -55,10 +55,15 @@ void msg_status(ChildMsg *m, const char *status, const char *error) {
 
 void msg_scalar(ChildMsg *m, const char *key, double value) { msg_printf(m, "K %s %.17g\n", key, value); }
 
+void msg_metric_interval(ChildMsg *m, const char *name, double value, double lo, double hi, int64_t count,
+                         const char *unit, const char *mode, int stride) {
+    msg_printf(m, "M %s %.17g %lld %s %s %d %.17g %.17g\n", name, value, (long long)count,
+               unit && *unit ? unit : "-", mode && *mode ? mode : "-", stride, lo, hi);
+}
+
 void msg_metric(ChildMsg *m, const char *name, double value, int64_t count, const char *unit,
                 const char *mode, int stride) {
-    msg_printf(m, "M %s %.17g %lld %s %s %d\n", name, value, (long long)count,
-               unit && *unit ? unit : "-", mode && *mode ? mode : "-", stride);
+    msg_metric_interval(m, name, value, NAN, NAN, count, unit, mode, stride);
 }
 
 void msg_curve(ChildMsg *m, const char *name, double x, double y) {
@@ -112,14 +117,13 @@ static int parse_message(const char *buf, size_t len, ChildResult *res) {
             size_t k = res->n_metrics;
             MetricRecord *mr = &res->metrics[k];
             long long count;
-            if (sscanf(tmp + 2, "%47s %lf %lld %23s %23s %d", res->metric_names[k], &mr->value, &count,
-                       res->metric_units[k], res->metric_modes[k], &mr->stride) != 6)
+            if (sscanf(tmp + 2, "%47s %lf %lld %23s %23s %d %lf %lf", res->metric_names[k], &mr->value, &count,
+                       res->metric_units[k], res->metric_modes[k], &mr->stride, &mr->lo, &mr->hi) != 8)
                 return -1;
             mr->name = res->metric_names[k];
             mr->count = count;
             mr->unit = strcmp(res->metric_units[k], "-") ? res->metric_units[k] : "";
             mr->mode = strcmp(res->metric_modes[k], "-") ? res->metric_modes[k] : NULL;
-            mr->lo = mr->hi = NAN;
             res->n_metrics++;
             break;
         }

@@ -18,7 +18,7 @@
  *
  * Message: text lines, numbers printed with %.17g so they round-trip exactly:
  *   S status        E error text     K key value (scalar)
- *   M name value count unit mode stride     C name x y     B nbytes\n<raw bytes>
+ *   M name value count unit mode stride lo hi     C name x y     B nbytes\n<raw bytes>
  */
 #ifndef CB_CHILD_H
 #define CB_CHILD_H
@@ -40,6 +40,9 @@ typedef struct {
 void msg_printf(ChildMsg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void msg_status(ChildMsg *m, const char *status, const char *error);
 void msg_scalar(ChildMsg *m, const char *key, double value);
+/* A metric with its interval [lo, hi] (NaN bounds for none). */
+void msg_metric_interval(ChildMsg *m, const char *name, double value, double lo, double hi, int64_t count,
+                         const char *unit, const char *mode, int stride);
 void msg_metric(ChildMsg *m, const char *name, double value, int64_t count, const char *unit,
                 const char *mode, int stride);
 void msg_curve(ChildMsg *m, const char *name, double x, double y);

@@ -14,6 +14,7 @@
 
 #include "data/data.h"
 #include "eval/eval.h"
+#include "eval/passkey.h"
 #include "core/progress.h"
 #include "harness/child.h"
 #include "store/store.h"
@@ -54,6 +55,7 @@ static int train_work(void *argp, ChildMsg *msg) {
     int tail_n = 0, tail_from = e->train.steps - (e->train.steps < 20 ? e->train.steps : 20);
     for (int step = 0; step < e->train.steps; step++) {
         corpus_sample_batch(arg->corpus, &rng, B, T, inputs, targets);
+        passkey_mix_batch(&rng, e->train.passkey_share, B, T, inputs, targets);
         float loss, gnorm;
         rc = model_train_step(&m, inputs, targets, B, T, &e->train, train_lr_at(&e->train, step), &loss,
                               &gnorm, err);
@@ -99,7 +101,56 @@ typedef struct {
     size_t weights_size;
     const Corpus *corpus;
     const Case *c;
+    const Suite *s;
+    uint64_t seed;
 } EvalArg;
+
+/* Perplexity at context n: one set of metrics per stride n / k of the suite, the non-overlapping
+   one (k = 1) first with its loss by position bucket. */
+static int eval_perplexity_task(Model *m, const EvalArg *arg, int n, ChildMsg *msg, char *err) {
+    const Corpus *c = arg->corpus;
+    int divs[SUITE_MAX_LIST + 1], nd = 0;
+    divs[nd++] = 1;
+    for (int i = 0; i < arg->s->n_stride_divisors; i++)
+        if (arg->s->stride_divisors[i] != 1 && n / arg->s->stride_divisors[i] >= 1) divs[nd++] = arg->s->stride_divisors[i];
+    for (int i = 0; i < nd; i++) {
+        int S = n / divs[i];
+        PplResult r;
+        int rc = eval_perplexity_sliding(m, c->bytes + c->train_n, c->n - c->train_n, n, S, &r, err);
+        if (rc) return rc;
+        const char *mode = S == n ? "nonoverlap" : "sliding";
+        if (i == 0) msg_status(msg, "ok", NULL);
+        msg_metric_interval(msg, "bpb", r.bpb, r.bpb_lo, r.bpb_hi, (int64_t)r.count, "bits/byte", mode, S);
+        msg_metric_interval(msg, "ppl", r.ppl, exp(r.bpb_lo * M_LN2), exp(r.bpb_hi * M_LN2), (int64_t)r.count, "",
+                            mode, S);
+        msg_metric(msg, "nats", r.nats, (int64_t)r.count, "nats/byte", mode, S);
+        msg_metric(msg, "windows", r.windows, r.windows, "", mode, S);
+        if (i == 0)
+            for (int b = 0; b < r.n_buckets; b++)
+                if (r.bucket_count[b]) msg_curve(msg, "loss_by_bucket", r.bucket_lo[b], r.bucket_bpb[b]);
+    }
+    return CB_OK;
+}
+
+/* Passkey retrieval at context n: accuracy per depth as curves "passkey:depth=D" (x = n) and the
+   mean over depths as the metric passkey_acc. The trials' keys come from the model's seed. */
+static int eval_passkey_task(Model *m, const EvalArg *arg, int n, uint64_t seed, ChildMsg *msg, char *err) {
+    const Suite *s = arg->s;
+    double acc[SUITE_MAX_LIST];
+    int rc = eval_passkey(m, n, s->passkey_depths, s->n_passkey_depths, s->passkey_trials,
+                          seed ^ 0x9a55ce7ULL ^ (uint64_t)n, acc, err);
+    if (rc) return rc;
+    msg_status(msg, "ok", NULL);
+    double mean = 0.0;
+    for (int d = 0; d < s->n_passkey_depths; d++) {
+        char name[32];
+        snprintf(name, sizeof name, "passkey:depth=%g", s->passkey_depths[d]);
+        msg_curve(msg, name, n, acc[d]);
+        mean += acc[d] / s->n_passkey_depths;
+    }
+    msg_metric(msg, "passkey_acc", mean, (int64_t)s->n_passkey_depths * s->passkey_trials, "", NULL, 0);
+    return CB_OK;
+}
 
 static int eval_work(void *argp, ChildMsg *msg) {
     const EvalArg *arg = argp;
@@ -121,20 +172,16 @@ static int eval_work(void *argp, ChildMsg *msg) {
         return 0;
     }
     msg_scalar(msg, "pe_state_bytes", (double)pe_state_bytes(&m.pe, n));
-    const Corpus *c = arg->corpus;
-    PplResult r;
-    rc = eval_perplexity(&m, c->bytes + c->train_n, c->n - c->train_n, n, &r, err);
-    if (rc) {
-        msg_status(msg, failure_status(rc), err);
-        model_free(&m);
-        return 0;
+    ChildMsg out = {0}; /* the results, sent only if the whole task succeeds */
+    if (!strcmp(arg->c->task, "passkey")) {
+        rc = eval_passkey_task(&m, arg, n, arg->seed, &out, err);
+        if (rc == CB_EINPUT) rc = CB_EUNSUPPORTED; /* a context too short for an episode */
+    } else {
+        rc = eval_perplexity_task(&m, arg, n, &out, err);
     }
-    msg_status(msg, "ok", NULL);
-    msg_metric(msg, "bpb", r.bpb, (int64_t)r.count, "bits/byte", "nonoverlap", n);
-    msg_metric(msg, "ppl", r.ppl, (int64_t)r.count, "", "nonoverlap", n);
-    msg_metric(msg, "nats", r.nats, (int64_t)r.count, "nats/byte", "nonoverlap", n);
-    msg_metric(msg, "windows", r.windows, r.windows, "", "nonoverlap", n);
-    for (int b = 0; b < r.n_buckets; b++) msg_curve(msg, "loss_by_bucket", r.bucket_lo[b], r.bucket_bpb[b]);
+    if (rc) msg_status(msg, failure_status(rc), err);
+    else msg_printf(msg, "%.*s", (int)out.len, out.buf);
+    free(out.buf);
     model_free(&m);
     return 0;
 }
@@ -170,6 +217,10 @@ static void config_json(const Experiment *e, char *model, size_t mn, char *train
              "\"weight_decay\":%.9g,\"beta1\":%.9g,\"beta2\":%.9g,\"eps\":%.9g,\"grad_clip\":%.9g}",
              t->steps, t->batch, t->warmup, t->lr, t->min_lr_ratio, t->weight_decay, t->beta1,
              t->beta2, t->eps, t->grad_clip);
+    /* Only when set, so that the keys of models trained without passkey episodes do not change. */
+    size_t len = strlen(train);
+    if (t->passkey_share > 0 && len > 0 && len + 32 < tn)
+        snprintf(train + len - 1, tn - len + 1, ",\"passkey_share\":%.9g}", t->passkey_share);
 }
 
 /* One cell of the summary table: a row is one model evaluated with one spec. */
@@ -232,7 +283,8 @@ static int record_case(Store *st, const RunSummary *sum, int64_t model_id, const
     size_t nm = r->n_metrics;
     memcpy(metrics, r->metrics, nm * sizeof *metrics);
     for (size_t i = 0; i < r->n_metrics; i++)
-        if (!strcmp(metrics[i].name, "bpb") && isfinite(bpb_at_train) && nm < CHILD_MAX_METRICS + 1)
+        if (!strcmp(metrics[i].name, "bpb") && metrics[i].mode && !strcmp(metrics[i].mode, "nonoverlap") &&
+            isfinite(bpb_at_train) && nm < CHILD_MAX_METRICS + 1)
             metrics[nm++] = (MetricRecord){.name = "bpb_ratio", .value = metrics[i].value / bpb_at_train,
                                            .lo = NAN, .hi = NAN, .count = metrics[i].count, .unit = "",
                                            .mode = metrics[i].mode, .stride = metrics[i].stride};
@@ -412,7 +464,7 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
         }
         ChildResult cr;
         if (trained) {
-            EvalArg ea = {tr.blob, tr.blob_size, R->corpus, c};
+            EvalArg ea = {tr.blob, tr.blob_size, R->corpus, c, R->s, ex->seed};
             progress_show(&R->progress, 1, "%.24s n=%d: evaluating %s", c->variant[0] ? c->variant : ex->scheme,
                           c->context, c->task);
             rc = child_run_limited(eval_work, &ea, R->threads, &R->lim, &cr, err);

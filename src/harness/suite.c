@@ -83,6 +83,13 @@ static const KeyDef keys[] = {
     INTS("eval", "contexts", 2, CB_MAX_CONTEXT, contexts),
     {"eval", "schemes", V_SCHEMES, 0, 0, 0, 0, 0, 0, NULL, F(schemes), F(n_schemes)},
     {"eval", "tasks", V_TASKS, 0, 0, 0, 0, 0, 0, NULL, F(tasks), F(n_tasks)},
+    /* Perplexity: stride S = n / k for every k listed (1 = non-overlapping windows). */
+    INTS("eval", "stride_divisors", 1, 4096, stride_divisors),
+    /* Passkey retrieval: depths of the key in the filler (0 = start, 1 = end) and trials per cell. */
+    DBLS("eval", "passkey_depths", 0.0, 1.0, 0, 0, "[0, 1]", passkey_depths),
+    {"eval", "passkey_trials", V_INT, 1, 100000, 0, 0, 0, 0, NULL, F(passkey_trials), 0},
+    /* Share of training windows replaced by passkey episodes. */
+    {"train", "passkey_share", V_REAL, 0, 0, 0.0, 1.0, 0, 0, "[0, 1]", F(passkey_share), 0},
     /* Limits on every child process (a model's training, each case's evaluation); 0 = none. */
     {"limits", "time", V_REAL, 0, 0, 0.0, 31536000.0, 1, 0, "(0, 31536000] seconds", F(time_limit), 0},
     {"limits", "memory", V_SIZE, 1, (1ULL << 24), 0, 0, 0, 0, NULL, F(memory_limit_mb), 0},
@@ -96,7 +103,7 @@ static const KeyDef keys[] = {
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
 static const char *const sections[] = {"suite", "corpus", "model", "train", "eval", "limits", "compare", NULL};
-static const char *const task_names[] = {"perplexity", NULL};
+static const char *const task_names[] = {"perplexity", "passkey", NULL};
 
 static int key_index(const char *section, const char *key) {
     for (int i = 0; i < N_KEYS; i++)
@@ -367,7 +374,7 @@ static int check_value(Parser *P, int k, int line, char *v) {
             int known = 0;
             for (const char *const *t = task_names; *t; t++)
                 if (strcmp(*t, items[i]) == 0) known = 1;
-            if (!known) return fail_key(P, line, k, "unknown task '%s' (known: perplexity)", items[i]);
+            if (!known) return fail_key(P, line, k, "unknown task '%s' (known: perplexity, passkey)", items[i]);
             for (int j = 0; j < i; j++)
                 if (strcmp(s->tasks[j], items[i]) == 0)
                     return fail_key(P, line, k, "'%s' is listed twice", items[i]);
@@ -537,6 +544,13 @@ static void set_defaults(Suite *s) {
 #undef DEF
     if (!s->n_schemes) snprintf(s->schemes[0], sizeof s->schemes[0], "nope"), s->n_schemes = 1;
     if (!s->n_tasks) snprintf(s->tasks[0], sizeof s->tasks[0], "perplexity"), s->n_tasks = 1;
+    if (!s->n_stride_divisors) s->stride_divisors[0] = 1, s->n_stride_divisors = 1;
+    if (!s->n_passkey_depths) {
+        static const double depths[] = {0.0, 0.25, 0.5, 0.75, 1.0};
+        for (int i = 0; i < 5; i++) s->passkey_depths[i] = depths[i];
+        s->n_passkey_depths = 5;
+    }
+    if (!s->passkey_trials) s->passkey_trials = 20;
 }
 
 /* Default eval contexts: L, 2L, 4L, 8L, 16L for every training context L, ascending. */
@@ -789,6 +803,7 @@ int suite_expand(const Suite *s, Experiment **exps, size_t *n_exps, Case **cases
             .beta1 = s->beta1[idx[A_BETA1]],
             .beta2 = s->beta2[idx[A_BETA2]],
             .eps = 1e-8,
+            .passkey_share = s->passkey_share,
         };
         snprintf(x->scheme, sizeof x->scheme, "%s", groups[idx[A_SCHEME]].base);
         x->seed = s->seeds[idx[A_SEED]];

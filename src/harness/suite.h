@@ -9,7 +9,10 @@
  *   [model]   layers, d_model, heads, mlp_ratio            (each may be a list)
  *   [train]   context, steps, batch, lr, warmup, min_lr_ratio, weight_decay, grad_clip,
  *             beta1, beta2                                    (each may be a list)
- *   [eval]    contexts (list), schemes (list of spec strings), tasks (list: perplexity)
+ *   [eval]    contexts (list), schemes (list of spec strings), tasks (list: perplexity, passkey),
+ *             stride_divisors (list k: perplexity stride n/k, 1 = non-overlapping),
+ *             passkey_depths (list in [0, 1]), passkey_trials
+ *   [train]   ... passkey_share (share of training windows that are passkey episodes)
  *   [limits]  time (wall seconds, a number > 0), memory (MiB): per child process, absent = none
  *
  * Integer lists accept ranges: "A-B" (step 1), "A-B+K" (step add K), "A-B*K" (multiply by K).
@@ -64,6 +67,10 @@ typedef struct {
     int n_schemes;
     char tasks[8][32];
     int n_tasks;
+    int stride_divisors[SUITE_MAX_LIST], n_stride_divisors; /* perplexity stride n / k */
+    double passkey_depths[SUITE_MAX_LIST]; int n_passkey_depths;
+    int passkey_trials;
+    double passkey_share;    /* [train] share of windows replaced by passkey episodes */
 
     /* [limits], applied to every child process (a model's training, each case); 0 = none. */
     double time_limit;       /* wall-clock seconds */

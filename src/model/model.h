@@ -38,6 +38,7 @@ typedef struct {
     double weight_decay;
     double beta1, beta2, eps;
     double grad_clip;    /* global-norm clip; <= 0 disables */
+    double passkey_share; /* share of training windows replaced by passkey episodes */
 } TrainConfig;
 
 /* X(name, shape-count expression, weight decay) — cfg-derived sizes use C, F, L, V, P. */
