@@ -103,7 +103,7 @@ static BadInput rows[] = {
     /* databases and where they go */
     {"run tiny.ini --db notdb.txt", "ctxbench: notdb.txt: not an SQLite database (file is not a database)",
      "notdb.txt", 0},
-    {"run tiny.ini --db newer.db", "ctxbench: newer.db: schema version 7 is newer than this ctxbench (1)", "newer.db",
+    {"run tiny.ini --db newer.db", "ctxbench: newer.db: schema version 7 is newer than this ctxbench (2)", "newer.db",
      0},
     {"run tiny.ini --db other.db",
      "ctxbench: other.db: not a ctxbench database (user_version 0 but it has 1 tables, views or indexes)", "other.db",

@@ -545,7 +545,7 @@ Test(store, store_query_refuses_statements_that_write) {
     cr_expect_str_eq(csv, "n\n1\n", "metrics table: %s", csv);
     free(csv);
     csv = query(st, "PRAGMA user_version", 1);
-    cr_expect_str_eq(csv, "user_version\n1\n", "user_version: %s", csv);
+    cr_expect_str_eq(csv, "user_version\n2\n", "user_version: %s", csv);
     free(csv);
     store_close(st);
 }
@@ -737,4 +737,46 @@ Test(store, provenance_fills_every_field) {
     for (size_t i = 0; i < 7; i++)
         cr_expect_gt(strlen(fields[i]), 0, "%s is empty", names[i]);
     cr_expect(strstr(ri.blas, "OpenBLAS") != NULL, "blas: %s", ri.blas);
+}
+
+/* One ok case of seed `seed` with a single bpb metric. */
+static void add_seed_case(Store *st, int64_t run, int64_t model, uint64_t seed, double bpb) {
+    CaseRecord c = {.run_id = run, .model_id = model, .scheme = "rope", .variant = "", .task = "perplexity",
+                    .context = 512, .train_ctx = 128, .seed = seed, .status = "ok"};
+    MetricRecord m = {.name = "bpb", .value = bpb, .lo = NAN, .hi = NAN, .count = 512, .unit = "bits/byte",
+                      .mode = "nonoverlap", .stride = 512};
+    int64_t id;
+    char err[CB_ERR_LEN] = "";
+    cr_assert_eq(store_insert_case(st, &c, &m, 1, NULL, 0, &id, err), CB_OK, "%s", err);
+}
+
+Test(store, v_seed_groups_gives_the_mean_and_a_student_t_interval_across_seeds) {
+    Store *st = open_rw();
+    int64_t run = begin_run(st, "seeds");
+    int64_t m = add_model(st, run, "rope", "ks");
+    add_seed_case(st, run, m, 1, 1.0);
+    add_seed_case(st, run, m, 2, 2.0);
+    add_seed_case(st, run, m, 3, 3.0);
+    /* mean 2, standard deviation 1: half width t(0.975, 2) / sqrt(3) = 4.303 / 1.7320508 */
+    char *csv = query(st, "SELECT seeds, mean, round(lo, 4), round(hi, 4) FROM v_seed_groups WHERE name = 'bpb'", 1);
+    cr_expect_str_eq(csv, "seeds,mean,\"round(lo, 4)\",\"round(hi, 4)\"\n3,2.0,-0.4843,4.4843\n", "got %s", csv);
+    free(csv);
+    store_close(st);
+}
+
+Test(store, a_version_1_database_is_migrated_forward_and_keeps_its_rows) {
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    extern const char *const store_migrations[];
+    cr_assert_eq(sqlite3_exec(db, store_migrations[0], NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 1; INSERT INTO runs (suite_name, status, started_at) "
+                                  "VALUES ('old', 'complete', '2026-01-01T00:00:00Z')", NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    Store *st = open_rw();
+    char *csv = query(st, "SELECT (SELECT user_version FROM pragma_user_version) AS v, count(*) AS runs, "
+                          "(SELECT count(*) FROM sqlite_schema WHERE name = 'v_seed_groups') AS view FROM runs", 1);
+    cr_expect_str_eq(csv, "v,runs,view\n2,1,1\n", "after migration: %s", csv);
+    free(csv);
+    store_close(st);
 }

@@ -149,8 +149,32 @@ static const char schema_v1[] =
     "                        (SELECT max(id) FROM runs))\n"
     "ORDER BY scheme, variant, context, seed;\n";
 
+/* Version 2: metrics of a case group (the same run, encoding, task, context, metric, mode and
+   stride over several seeds) with their mean and 95% Student-t interval. */
+static const char schema_v2[] =
+    "CREATE VIEW v_seed_groups AS\n"
+    "WITH g AS (\n"
+    "  SELECT c.run_id, c.scheme, c.variant, c.task, c.context, c.train_ctx, m.name, m.mode, m.stride,\n"
+    "         count(*) AS seeds, avg(m.value) AS mean,\n"
+    "         (sum(m.value * m.value) - count(*) * avg(m.value) * avg(m.value)) AS ss\n"
+    "  FROM metrics m JOIN cases c ON c.id = m.case_id\n"
+    "  WHERE c.status = 'ok'\n"
+    "  GROUP BY c.run_id, c.scheme, c.variant, c.task, c.context, m.name, m.mode, m.stride\n"
+    ")\n"
+    "SELECT run_id, scheme, variant, task, context, train_ctx, context * 1.0 / NULLIF(train_ctx, 0) AS ctx_ratio,\n"
+    "       name, mode, stride, seeds, mean,\n"
+    "       mean - half AS lo, mean + half AS hi\n"
+    "FROM (SELECT *, CASE WHEN seeds > 1 THEN\n"
+    "        (CASE seeds - 1 WHEN 1 THEN 12.706 WHEN 2 THEN 4.303 WHEN 3 THEN 3.182 WHEN 4 THEN 2.776\n"
+    "           WHEN 5 THEN 2.571 WHEN 6 THEN 2.447 WHEN 7 THEN 2.365 WHEN 8 THEN 2.306 WHEN 9 THEN 2.262\n"
+    "           WHEN 10 THEN 2.228 WHEN 11 THEN 2.201 WHEN 12 THEN 2.179 WHEN 13 THEN 2.160\n"
+    "           WHEN 14 THEN 2.145 WHEN 15 THEN 2.131 WHEN 16 THEN 2.120 WHEN 17 THEN 2.110\n"
+    "           WHEN 18 THEN 2.101 WHEN 19 THEN 2.093 WHEN 20 THEN 2.086 ELSE 1.960 + 2.5 / (seeds - 1) END)\n"
+    "        * sqrt(max(ss, 0) / (seeds - 1) / seeds) END AS half FROM g);\n";
+
 const char *const store_migrations[] = {
     schema_v1,
+    schema_v2,
 };
 
 const int store_n_migrations = (int)(sizeof store_migrations / sizeof store_migrations[0]);
