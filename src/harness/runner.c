@@ -230,10 +230,18 @@ typedef struct {
     int context;
     char status[32];
     double bpb;
+    int perplexity; /* the summary table shows perplexity cases only */
 } Cell;
 
-static void print_summary(FILE *out, const Cell *cells, size_t n_cells, const int *ctxs, int n_ctxs) {
-    fprintf(out, "\nbits per byte on held-out text (lower is better); ratio = largest context / training context\n");
+/* The table of one task: bits per byte (perplexity = 1) or passkey accuracy (perplexity = 0). */
+static void print_summary(FILE *out, const Cell *cells, size_t n_cells, const int *ctxs, int n_ctxs, int perplexity) {
+    int any = 0;
+    for (size_t i = 0; i < n_cells; i++) any |= cells[i].perplexity == perplexity;
+    if (!any) return;
+    if (perplexity)
+        fprintf(out, "\nbits per byte on held-out text (lower is better); ratio = largest context / training context\n");
+    else
+        fprintf(out, "\npasskey accuracy, mean over depths (higher is better); ratio = largest context / training context\n");
     int width = 10;
     for (size_t i = 0; i < n_cells; i++)
         if ((int)strlen(cells[i].label) > width) width = (int)strlen(cells[i].label);
@@ -241,23 +249,28 @@ static void print_summary(FILE *out, const Cell *cells, size_t n_cells, const in
     for (int k = 0; k < n_ctxs; k++) fprintf(out, " %9d", ctxs[k]);
     fprintf(out, " %9s\n", "ratio");
     for (size_t r = 0; r < n_cells; r++) {
+        if (cells[r].perplexity != perplexity) continue;
         int first = 1;
-        for (size_t i = 0; i < r && first; i++) first = strcmp(cells[i].label, cells[r].label) != 0;
+        for (size_t i = 0; i < r && first; i++)
+            first = cells[i].perplexity != perplexity || strcmp(cells[i].label, cells[r].label) != 0;
         if (!first) continue;
         fprintf(out, "%-*s", width, cells[r].label);
         double at_train = NAN, at_last = NAN;
         for (int k = 0; k < n_ctxs; k++) {
             const Cell *hit = NULL;
             for (size_t i = r; i < n_cells; i++)
-                if (!strcmp(cells[i].label, cells[r].label) && cells[i].context == ctxs[k]) hit = &cells[i];
+                if (cells[i].perplexity == perplexity && !strcmp(cells[i].label, cells[r].label) &&
+                    cells[i].context == ctxs[k])
+                    hit = &cells[i];
             if (!hit) fprintf(out, " %9s", "");
             else if (!strcmp(hit->status, "ok")) {
-                fprintf(out, " %9.3f", hit->bpb);
+                if (isfinite(hit->bpb)) fprintf(out, " %9.3f", hit->bpb);
+                else fprintf(out, " %9s", "-"); /* e.g. a resumed passkey case: its value is in the database */
                 if (ctxs[k] == hit->train_ctx) at_train = hit->bpb;
                 if (k == n_ctxs - 1) at_last = hit->bpb;
             } else fprintf(out, " %9s", !strcmp(hit->status, "unsupported") ? "unsup" : hit->status);
         }
-        if (isfinite(at_train) && isfinite(at_last)) fprintf(out, " %9.2f\n", at_last / at_train);
+        if (isfinite(at_train) && isfinite(at_last) && at_train != 0) fprintf(out, " %9.2f\n", at_last / at_train);
         else fprintf(out, " %9s\n", "-");
     }
 }
@@ -365,6 +378,7 @@ static void add_case(RunState *R, const Experiment *ex, const Case *c, const cha
     else
         snprintf(cell->label, sizeof cell->label, "%.79s", spec);
     cell->train_ctx = ex->model.train_ctx;
+    cell->perplexity = !strcmp(c->task, "perplexity");
     cell->context = c->context;
     cell->bpb = bpb;
     snprintf(cell->status, sizeof cell->status, "%s", status);
@@ -488,13 +502,17 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
             child_result_free(&cr);
             break;
         }
-        add_case(R, ex, c, cr.status, bpb);
+        add_case(R, ex, c, cr.status, !strcmp(c->task, "passkey") ? metric_value(&cr, "passkey_acc") : bpb);
         progress_clear(&R->progress);
         if (o->log) {
             const char *spec = c->variant[0] ? c->variant : ex->scheme;
             char word[48];
             const char *status = progress_status(&R->progress, cr.status, word, sizeof word);
-            if (!strcmp(cr.status, "ok"))
+            if (!strcmp(cr.status, "ok") && !strcmp(c->task, "passkey"))
+                fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d %s  accuracy %.2f  %.2fs  %.1f MiB\n",
+                        R->n_cells, R->n_cases, spec, c->task, c->context, status, metric_value(&cr, "passkey_acc"),
+                        cr.wall_seconds, (double)cr.peak_rss / 1048576.0);
+            else if (!strcmp(cr.status, "ok"))
                 fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d %s  %.4f bits/byte  %.2fs  %.1f MiB\n",
                         R->n_cells, R->n_cases, spec, c->task, c->context, status, bpb, cr.wall_seconds,
                         (double)cr.peak_rss / 1048576.0);
@@ -633,7 +651,10 @@ int runner_run(const Suite *s, const RunOptions *o, RunSummary *sum, char *err) 
             R.ctxs[b - 1] = t;
         }
     progress_clear(&R.progress);
-    if (rc == CB_OK && !sum->interrupted && o->summary) print_summary(o->summary, R.cells, R.n_cells, R.ctxs, R.n_ctxs);
+    if (rc == CB_OK && !sum->interrupted && o->summary) {
+        print_summary(o->summary, R.cells, R.n_cells, R.ctxs, R.n_ctxs, 1);
+        print_summary(o->summary, R.cells, R.n_cells, R.ctxs, R.n_ctxs, 0);
+    }
     {
         char err2[CB_ERR_LEN];
         const char *status = rc != CB_OK ? "failed" : sum->interrupted ? "interrupted" : "complete";
