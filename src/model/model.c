@@ -181,13 +181,17 @@ size_t model_train_act_bytes(const ModelConfig *cfg, int B, int T) {
    a chunk of logits. */
 #define EVAL_LOGIT_ROWS 256
 
-size_t model_eval_act_bytes(const Model *m, int n) {
-    const ModelConfig *cfg = &m->cfg;
-    size_t C = cfg->d_model, F = (size_t)cfg->mlp_ratio * C, N = n;
+/* Floats of model_eval_window's one block at context n with `threads` score rows; the analytic
+   activation bytes are this block. */
+static size_t eval_floats(const Model *m, int n, int threads) {
+    size_t C = m->cfg.d_model, F = (size_t)m->cfg.mlp_ratio * C, N = n;
     size_t alt = m->pe.scheme->qk_alt_forward ? N * 3 * C : 0;
-    size_t floats = N * C * 4 + N * 3 * C + N * F + N * 2 + (size_t)omp_get_max_threads() * N +
-                    (size_t)EVAL_LOGIT_ROWS * CB_VOCAB * 2 + alt;
-    return floats * sizeof(float);
+    return N * C * 4 + N * 3 * C + N * F + N * 2 + (size_t)threads * N + (size_t)EVAL_LOGIT_ROWS * CB_VOCAB * 2 +
+           alt;
+}
+
+size_t model_eval_act_bytes(const Model *m, int n) {
+    return eval_floats(m, n, omp_get_max_threads()) * sizeof(float);
 }
 
 static int ensure_training_buffers(Model *m, int B, int T, char *err) {
@@ -452,10 +456,8 @@ int model_eval_window(Model *m, const uint8_t *inputs, const uint8_t *targets, i
                         m->pe.ctx);
     int nthreads = omp_get_max_threads();
     const PeScheme *sc = m->pe.scheme;
-    size_t alt = sc->qk_alt_forward ? N * 3 * C : 0;
-    size_t floats = N * C * 4 + N * 3 * C + N * F + N * 2 + (size_t)nthreads * N +
-                    (size_t)EVAL_LOGIT_ROWS * CB_VOCAB * 2 + alt;
-    float *block = malloc(floats * sizeof(float));
+    size_t alt = sc->qk_alt_forward ? N * 3 * C : 0; /* the alternative q, k of eval-time variants */
+    float *block = malloc(eval_floats(m, n, nthreads) * sizeof(float));
     int *pos = plain_positions(n);
     if (!block || !pos) {
         free(block);
