@@ -773,6 +773,14 @@ Test(store, a_version_1_database_is_migrated_forward_and_keeps_its_rows) {
                                   "VALUES ('old', 'complete', '2026-01-01T00:00:00Z')", NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
+    /* Read-only, the older file reads as it is and is not changed. */
+    Store *ro = NULL;
+    char err[CB_ERR_LEN] = "";
+    cr_assert_eq(store_open(&ro, db_path, 1, err), CB_OK, "read-only open of a version 1 file: %s", err);
+    char *old_csv = query(ro, "SELECT (SELECT user_version FROM pragma_user_version) AS v, count(*) AS runs FROM runs", 1);
+    cr_expect_str_eq(old_csv, "v,runs\n1,1\n", "read-only: %s", old_csv);
+    free(old_csv);
+    store_close(ro);
     Store *st = open_rw();
     char *csv = query(st, "SELECT (SELECT user_version FROM pragma_user_version) AS v, count(*) AS runs, "
                           "(SELECT count(*) FROM sqlite_schema WHERE name = 'v_seed_groups') AS view FROM runs", 1);
