@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
         float *scratch = malloc(sizeof(float) * (size_t)n * omp_get_max_threads());
         double t;
         int r = n >= 8192 ? 3 : reps;
-        TIME_MEDIAN(r, t, attention_eval(out, scratch, qkv, NULL, &nope, 0, n, 64, 1));
+        TIME_MEDIAN(r, t, attention_eval(out, NULL, scratch, qkv, NULL, &nope, 0, n, 64, 1));
         double gf = 2.0 * (double)n * n * 64 / t / 1e9; /* QK^T and PV over the causal half */
         record(&sink, "nope", "attention_forward", n, "gflops", gf, "GFLOP/s");
         record(&sink, "nope", "attention_forward", n, "share_of_sgemm", gf / g2, "");

@@ -403,7 +403,7 @@ int attention_backward(float *dqkv, float *dscores, const float *dout, const flo
     return CB_OK;
 }
 
-void attention_eval(float *out, float *scratch, const float *qkv, const float *qkv_alt,
+void attention_eval(float *out, float *entropy, float *scratch, const float *qkv, const float *qkv_alt,
                     const PeModel *pe, int layer, int n, int C, int NH) {
     int HS = C / NH;
     size_t stride = 3 * (size_t)C;
@@ -426,6 +426,12 @@ void attention_eval(float *out, float *scratch, const float *qkv, const float *q
                 r.qa = qkv_alt ? qkv_alt + (size_t)i * stride + h * HS : NULL;
                 r.ka = qkv_alt ? qkv_alt + C + h * HS : NULL;
                 attention_row(out + (size_t)i * C + h * HS, p, &r);
+                if (entropy) {
+                    float e = 0.0f;
+                    for (int j = 0; j <= i; j++)
+                        if (p[j] > 0.0f) e -= p[j] * logf(p[j]);
+                    entropy[(size_t)h * n + i] = e;
+                }
             }
     }
 }

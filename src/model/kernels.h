@@ -52,8 +52,9 @@ int attention_backward(float *dqkv, float *dscores, const float *dout, const flo
 
 /* Evaluation attention over one sequence of n positions: out (n, C) from qkv (n, 3C), streaming
    one query row at a time. scratch (omp_get_max_threads(), n): one score row per thread.
-   qkv_alt (n, 3C): the alternative q and k of an eval-time variant, or NULL. */
-void attention_eval(float *out, float *scratch, const float *qkv, const float *qkv_alt,
+   qkv_alt (n, 3C): the alternative q and k of an eval-time variant, or NULL.
+   entropy (NH, n): the entropy in nats of each query's attention distribution, or NULL. */
+void attention_eval(float *out, float *entropy, float *scratch, const float *qkv, const float *qkv_alt,
                     const PeModel *pe, int layer, int n, int C, int NH);
 
 /* Cross-entropy: probs (N, V) = softmax(logits) (probs may equal logits); losses (N) in nats. */

@@ -479,7 +479,8 @@ int model_eval_window(Model *m, const uint8_t *inputs, const uint8_t *targets, i
             sc->qk_alt_forward(&m->pe, l, qkv_alt, 3 * (size_t)C, pos, n);
         }
         if (sc->qk_forward) sc->qk_forward(&m->pe, l, qkv, 3 * (size_t)C, pos, n);
-        attention_eval(atty, scratch, qkv, qkv_alt, &m->pe, l, n, C, NH);
+        attention_eval(atty, m->eval_entropy ? m->eval_entropy + (size_t)l * NH * N : NULL, scratch, qkv,
+                       qkv_alt, &m->pe, l, n, C, NH);
         matmul_forward(tmp, atty, m->p.attprojw + (size_t)l * C * C, m->p.attprojb + l * C, N, C, C);
         add_inplace(x, tmp, N * C);
         layernorm_forward(ln, mean, rstd, x, m->p.ln2w + l * C, m->p.ln2b + l * C, N, C);

@@ -83,6 +83,9 @@ typedef struct {
     int acts_B, acts_T;
     float *dacts; /* scratch for backward */
     size_t dacts_floats;
+    /* Diagnostics: when set, model_eval_window writes the attention entropy in nats of every
+       query, (L, NH, n) for a window of n bytes; the caller owns it and sizes it. NULL: skipped. */
+    float *eval_entropy;
 } Model;
 
 /* Builds a model with freshly initialised parameters from `seed` and the encoding `pe_spec`.
