@@ -123,7 +123,8 @@ int main(int argc, char **argv) {
     if (pe_create(&nope, "nope", &dims, err)) return 1;
     for (int n = 512; n <= maxn; n *= 2) {
         float *qkv = random_floats((size_t)n * 3 * 64, 3), *out = malloc(sizeof(float) * (size_t)n * 64);
-        float *scratch = malloc(sizeof(float) * (size_t)n * omp_get_max_threads());
+        float *scratch = malloc(sizeof(float) * attention_eval_scratch_floats(&nope, 0, n, 64, 1, 0, CB_ATT_BQ,
+                                                                             CB_ATT_BK, omp_get_max_threads()));
         double t;
         int r = n >= 8192 ? 3 : reps;
         TIME_MEDIAN(r, t, attention_eval(out, NULL, scratch, qkv, NULL, &nope, 0, n, 64, 1));

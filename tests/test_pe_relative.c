@@ -571,11 +571,12 @@ Test(cope, evaluation_kernel_agrees_with_training_and_gradients_are_the_same_bit
     for (int threads = 1; threads <= 2; threads++) {
         omp_set_num_threads(threads);
         attention_forward(y, att, qkv, &tp.pe, 0, B, T, C, NH);
-        float *scratch = malloc(sizeof(float) * T * omp_get_max_threads());
+        float *scratch = malloc(sizeof(float) * attention_eval_scratch_floats(&tp.pe, 0, T, C, NH, 0, CB_ATT_BQ, CB_ATT_BK,
+                                                                             omp_get_max_threads()));
         attention_eval(ye, NULL, scratch, qkv + (size_t)2 * T * 3 * C, NULL, &tp.pe, 0, T, C, NH);
         free(scratch);
         for (int i = 0; i < T * C; i++)
-            cr_assert_float_eq(ye[i], y[2 * T * C + i], 1e-6f, "%d threads: eval output %d is %g, training %g", threads,
+            cr_assert_float_eq(ye[i], y[2 * T * C + i], 2e-6f, "%d threads: eval output %d is %g, training %g", threads,
                                i, ye[i], y[2 * T * C + i]);
         memset(tp.grads, 0, np * sizeof(float));
         attention_backward(threads == 1 ? dq1 : dq2, ds, wo, qkv, att, &tp.pe, 0, B, T, C, NH);

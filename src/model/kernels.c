@@ -209,7 +209,7 @@ static void attention_row(float *out, float *p, const AttRow *r) {
         }
 }
 
-static int layer_relkv(const PeModel *pe, int layer, const float **wk, const float **wv, float **dwk,
+int layer_relkv(const PeModel *pe, int layer, const float **wk, const float **wv, float **dwk,
                        float **dwv) {
     *wk = *wv = NULL;
     if (dwk) *dwk = *dwv = NULL;
@@ -238,13 +238,6 @@ static void attention_head(float *out, float *att, const float *qkv, const PeMod
     }
 }
 
-void attention_forward(float *out, float *att, const float *qkv, const PeModel *pe, int layer,
-                       int B, int T, int C, int NH) {
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) attention_head(out, att, qkv, pe, layer, b, h, T, C, NH);
-}
-
 void attention_forward_naive(float *out, float *att, const float *qkv, const PeModel *pe,
                              int layer, int B, int T, int C, int NH) {
     for (int b = 0; b < B; b++)
@@ -253,7 +246,7 @@ void attention_forward_naive(float *out, float *att, const float *qkv, const PeM
 
 /* Shaw's tables: each row x of dwk and dwv sums over every (b, h, i, j) whose clipped distance
    maps to x; rows are independent, so the loop over x runs in parallel with a fixed order inside. */
-static void relkv_table_backward(float *dwk, float *dwv, int rel_k, const float *dscores,
+void relkv_table_backward(float *dwk, float *dwv, int rel_k, const float *dscores,
                                  const float *att, const float *qkv, const float *dout, int B, int T,
                                  int C, int NH) {
     int HS = C / NH;
@@ -356,8 +349,8 @@ static void attention_head_backward(float *dbase, float *ds, const float *dout_b
     }
 }
 
-int attention_backward(float *dqkv, float *dscores, const float *dout, const float *qkv,
-                       const float *att, const PeModel *pe, int layer, int B, int T, int C, int NH) {
+int attention_backward_naive(float *dqkv, float *dscores, const float *dout, const float *qkv,
+                             const float *att, const PeModel *pe, int layer, int B, int T, int C, int NH) {
     int HS = C / NH;
     size_t stride = 3 * (size_t)C;
     AttBack ab = {.pe = pe, .layer = layer, .scale = 1.0f / sqrtf((float)HS)};
@@ -403,7 +396,7 @@ int attention_backward(float *dqkv, float *dscores, const float *dout, const flo
     return CB_OK;
 }
 
-void attention_eval(float *out, float *entropy, float *scratch, const float *qkv, const float *qkv_alt,
+void attention_eval_naive(float *out, float *entropy, float *scratch, const float *qkv, const float *qkv_alt,
                     const PeModel *pe, int layer, int n, int C, int NH) {
     int HS = C / NH;
     size_t stride = 3 * (size_t)C;

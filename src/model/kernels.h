@@ -40,6 +40,7 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n); 
  */
 void attention_forward(float *out, float *att, const float *qkv, const PeModel *pe, int layer,
                        int B, int T, int C, int NH);
+/* The naive twin: one row at a time, scalar dot products. */
 void attention_forward_naive(float *out, float *att, const float *qkv, const PeModel *pe,
                              int layer, int B, int T, int C, int NH);
 /* dqkv (B, T, 3C) = set; dscores (B, NH, T, T) = set: gradient w.r.t. the final (scaled, biased)
@@ -49,13 +50,35 @@ void attention_forward_naive(float *out, float *att, const float *qkv, const PeM
    encodings allocate nothing). */
 int attention_backward(float *dqkv, float *dscores, const float *dout, const float *qkv,
                        const float *att, const PeModel *pe, int layer, int B, int T, int C, int NH);
+int attention_backward_naive(float *dqkv, float *dscores, const float *dout, const float *qkv,
+                             const float *att, const PeModel *pe, int layer, int B, int T, int C, int NH);
 
-/* Evaluation attention over one sequence of n positions: out (n, C) from qkv (n, 3C), streaming
-   one query row at a time. scratch (omp_get_max_threads(), n): one score row per thread.
+/* Shared by the attention kernels (not for callers): the encoding's relative tables of `layer`
+   (returns k, 0 without), and their gradients from dscores and att. */
+int layer_relkv(const PeModel *pe, int layer, const float **wk, const float **wv, float **dwk, float **dwv);
+void relkv_table_backward(float *dwk, float *dwv, int rel_k, const float *dscores, const float *att,
+                          const float *qkv, const float *dout, int B, int T, int C, int NH);
+
+/* Evaluation attention over one sequence of n positions: out (n, C) from qkv (n, 3C).
    qkv_alt (n, 3C): the alternative q and k of an eval-time variant, or NULL.
-   entropy (NH, n): the entropy in nats of each query's attention distribution, or NULL. */
+   entropy (NH, n): the entropy in nats of each query's attention distribution, or NULL.
+   Streams keys in blocks of bk for blocks of bq queries with an online softmax (no n x n buffer);
+   scratch: attention_eval_scratch_floats(...) floats, omp_get_max_threads() tiles of
+   O(bq * bk) each. attention_eval uses the default blocks CB_ATT_BQ x CB_ATT_BK. */
+#define CB_ATT_BQ 64
+#define CB_ATT_BK 256
+size_t attention_eval_scratch_floats(const PeModel *pe, int layer, int n, int C, int NH, int alt,
+                                     int bq, int bk, int threads);
 void attention_eval(float *out, float *entropy, float *scratch, const float *qkv, const float *qkv_alt,
                     const PeModel *pe, int layer, int n, int C, int NH);
+void attention_eval_blocked(float *out, float *entropy, float *scratch, const float *qkv,
+                            const float *qkv_alt, const PeModel *pe, int layer, int n, int C, int NH,
+                            int bq, int bk);
+/* The naive twin: one query row at a time with a full score row; scratch (threads, n). */
+void attention_eval_naive(float *out, float *entropy, float *scratch, const float *qkv,
+                          const float *qkv_alt, const PeModel *pe, int layer, int n, int C, int NH);
+/* The exponential the streaming kernels use (x <= 0; 0 for -inf), for tests. */
+float attention_exp(float x);
 
 /* Cross-entropy: probs (N, V) = softmax(logits) (probs may equal logits); losses (N) in nats. */
 void crossentropy_forward(float *probs, float *losses, const float *logits, const unsigned char *targets,

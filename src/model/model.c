@@ -177,17 +177,29 @@ size_t model_train_act_bytes(const ModelConfig *cfg, int B, int T) {
     return (acts_count(cfg, B, T, 0) + acts_count(cfg, B, T, 1)) * sizeof(float);
 }
 
-/* Evaluation keeps one layer's buffers: x, ln, qkv, atty, fch, plus one score row per thread and
-   a chunk of logits. */
+/* Evaluation keeps one layer's buffers: x, ln, qkv, atty, fch, the attention tiles of every
+   thread and a chunk of logits. */
 #define EVAL_LOGIT_ROWS 256
 
-/* Floats of model_eval_window's one block at context n with `threads` score rows; the analytic
-   activation bytes are this block. */
+/* Floats of the attention tiles: the largest any layer needs. */
+static size_t eval_scratch_floats(const Model *m, int n, int threads) {
+    size_t most = 0;
+    int alt = m->pe.scheme->qk_alt_forward != NULL;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        size_t f = attention_eval_scratch_floats(&m->pe, l, n, m->cfg.d_model, m->cfg.n_head, alt,
+                                                 CB_ATT_BQ, CB_ATT_BK, threads);
+        most = f > most ? f : most;
+    }
+    return most;
+}
+
+/* Floats of model_eval_window's one block at context n with `threads` attention tiles; the
+   analytic activation bytes are this block. */
 static size_t eval_floats(const Model *m, int n, int threads) {
     size_t C = m->cfg.d_model, F = (size_t)m->cfg.mlp_ratio * C, N = n;
     size_t alt = m->pe.scheme->qk_alt_forward ? N * 3 * C : 0;
-    return N * C * 4 + N * 3 * C + N * F + N * 2 + (size_t)threads * N + (size_t)EVAL_LOGIT_ROWS * CB_VOCAB * 2 +
-           alt;
+    return N * C * 4 + N * 3 * C + N * F + N * 2 + eval_scratch_floats(m, n, threads) +
+           (size_t)EVAL_LOGIT_ROWS * CB_VOCAB * 2 + alt;
 }
 
 size_t model_eval_act_bytes(const Model *m, int n) {
@@ -466,7 +478,7 @@ int model_eval_window(Model *m, const uint8_t *inputs, const uint8_t *targets, i
     }
     float *x = block, *ln = x + N * C, *atty = ln + N * C, *tmp = atty + N * C, *qkv = tmp + N * C;
     float *fch = qkv + N * 3 * C, *mean = fch + N * F, *rstd = mean + N, *scratch = rstd + N;
-    float *lchunk = scratch + (size_t)nthreads * N, *pchunk = lchunk + EVAL_LOGIT_ROWS * CB_VOCAB;
+    float *lchunk = scratch + eval_scratch_floats(m, n, nthreads), *pchunk = lchunk + EVAL_LOGIT_ROWS * CB_VOCAB;
     float *qkv_alt = alt ? pchunk + EVAL_LOGIT_ROWS * CB_VOCAB : NULL;
 
     embed_tokens(x, m->p.wte, inputs, N, C);

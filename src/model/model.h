@@ -114,7 +114,7 @@ int model_loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets,
 
 /* Evaluation forward over one window of n input bytes: writes the loss in nats of predicting
    targets[t] at every position t (n floats), or the logits (n, V) if logits != NULL.
-   Streams attention row by row: no n x n buffer. The encoding must be prepared for n. */
+   Streams attention in blocks: no n x n buffer. The encoding must be prepared for n. */
 int model_eval_window(Model *m, const uint8_t *inputs, const uint8_t *targets, int n,
                       float *losses, float *logits, char *err);
 

@@ -34,8 +34,10 @@
 
 #include "pe/pe.h"
 
-#define COPE_MAX_NPOS 1024 /* the rows keep e_i[0..P) on the stack */
+#define COPE_MAX_NPOS 1024 /* the rows keep e_i[0..P) on the stack; PE_SCORE_CARRY fits it */
 #define COPE_INSPECT_SEED 2405
+
+_Static_assert(COPE_MAX_NPOS + 2 <= PE_SCORE_CARRY, "a score_block carry holds the gate sum, a flag and zq");
 
 typedef struct {
     int npos; /* P */
@@ -117,6 +119,29 @@ static void cope_score_row(const PeModel *pe, int layer, int h, int i, const flo
         CopePos c = cope_pos(acc, cap);
         s[j] += c.w * zq[c.ce] + (1.0f - c.w) * zq[c.fl];
     }
+}
+
+/* carry: [0] the running gate sum, [1] 1 once zq is filled, [2..2+P) zq. Blocks come from the
+   diagonal down, so the sum runs over j = i, i-1, ... in the same order as cope_score_row. */
+static void cope_score_block(const PeModel *pe, int layer, int h, int i, const float *q, int j0, int j1,
+                             float *s, float *carry) {
+    (void)h;
+    const CopeState *st = pe->state;
+    if (!pe->params) return;
+    int P = st->npos, HS = pe->dims.head_size;
+    int top = P - 1 < i + 1 ? P - 1 : i + 1;
+    float *zq = carry + 2;
+    if (carry[1] == 0.0f) {
+        cope_zq(zq, pe->params + (size_t)layer * cope_layer_count(pe), q, HS, P, top);
+        carry[1] = 1.0f;
+    }
+    float acc = carry[0], cap = (float)(P - 1);
+    for (int j = j1 - 1; j >= j0; j--) {
+        acc += cope_sigmoid(s[j - j0]);
+        CopePos c = cope_pos(acc, cap);
+        s[j - j0] += c.w * zq[c.ce] + (1.0f - c.w) * zq[c.fl];
+    }
+    carry[0] = acc;
 }
 
 /*
@@ -214,5 +239,6 @@ const PeScheme pe_cope = {
     .param_decay = 0,
     .score_row = cope_score_row,
     .score_row_backward = cope_score_row_backward,
+    .score_block = cope_score_block,
     .inspect = cope_inspect,
 };

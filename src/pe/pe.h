@@ -32,6 +32,7 @@
 
 #define PE_MAX_OPTS 16
 #define PE_RELKV_MAX_K 256 /* largest clipping distance of relative key/value tables */
+#define PE_SCORE_CARRY 1026 /* floats of state a score_block row carries across key blocks */
 
 typedef struct {
     char key[32];
@@ -135,6 +136,13 @@ struct PeScheme {
     void (*score_row_backward)(const PeModel *pe, int layer, int h, int i, const float *q, float *s,
                                const float *ds, float *dq, float *work, float *dparams);
 
+    /* Streaming form of score_row for evaluation (required with it): the same term for keys
+       [j0, j1) of query i (j1 <= i + 1), s (j1 - j0) their scaled scores, in place. The caller
+       walks a row's key blocks from the diagonal down to key 0 and zeroes carry
+       (PE_SCORE_CARRY floats) before the row's first block; carry holds what runs across blocks. */
+    void (*score_block)(const PeModel *pe, int layer, int h, int i, const float *q, int j0, int j1,
+                        float *s, float *carry);
+
     /* Positions of one training window (randomized positions): fills pos[0..T). NULL = 0..T-1.
        Evaluation always uses 0..n-1. */
     void (*train_positions)(const PeModel *pe, Rng *rng, int T, int *pos);
@@ -150,6 +158,13 @@ struct PeScheme {
 
     /* Prints the scheme's positional quantities as CSV with a header line. */
     int (*inspect)(const PeModel *pe, const PeInspectArgs *args, FILE *out, char *err);
+
+    /* Diagnostics, schemes that rotate q and k only (RoPE and its variants, xPos): the share in
+       [0, 1] of rotary pairs whose angles at context n leave the range seen in training (the
+       definition is in results/README.md, "rope_unseen_angle_share"), and in *pairs (when not
+       NULL) the number of rotary pairs per head it is a share of. Needs no prepare; NaN when it
+       cannot be computed (out of memory). NULL: the scheme has no rotation. */
+    double (*unseen_angle_share)(const PeModel *pe, int n, int *pairs);
 };
 
 /* Eval-time variants: a trained scheme's model evaluated with a changed encoding, sharing its
@@ -182,11 +197,22 @@ void pe_canonical(const PeModel *pe, char *buf, size_t n);
 int pe_prepare(PeModel *pe, int n, char *err);
 size_t pe_param_count(const PeModel *pe);
 size_t pe_state_bytes(const PeModel *pe, int n);
+/* The scheme's unseen_angle_share at context n and its pair count (pairs may be NULL); NaN and 0
+   pairs for a scheme without rotation. */
+double pe_unseen_angle_share(const PeModel *pe, int n, int *pairs);
 
 /* Randomized positions (Ruoss et al. 2023, PE_SPEC §13): pos[0..T) = T distinct integers drawn
    uniformly from [0, N) with rng and sorted ascending; 1 <= T <= N <= CB_MAX_CONTEXT. N = T gives
    0..T-1. Floyd's algorithm: T draws, no allocation. */
 void pe_sample_positions(Rng *rng, int N, int T, int *pos);
+
+/* For schemes that rotate pairs (the unseen_angle_share hook): the share of np pairs that leave
+   the angles seen in training. Pair t trained with frequency theta[t] at positions 0..P has seen
+   the angles [0, P theta[t]], all of them when P theta[t] >= 2 pi; at evaluation its largest
+   angle is reach[t]. It is out of range when P theta[t] < 2 pi and reach[t] >= (P + 1) theta[t]:
+   the evaluation reaches the angle of a position training never had. (Interpolated positions
+   below P + 1, as in position interpolation with s = n / L, count as seen.) NaN for np < 1. */
+double pe_rotary_unseen_share(const double *theta, const double *reach, int np, double P);
 
 /* Option helpers for schemes: value lookup and typed parsing with one-line errors. */
 const char *pe_opt(const PeSpec *spec, const char *key); /* NULL if absent */
