@@ -19,28 +19,7 @@
 
 #include "model/kernels.h"
 
-/* e^x for x <= 0 (scores minus their running maximum), vectorisable: 2^k * p(r) with a
-   degree-6 Taylor polynomial on |r| <= ln2/2 (relative error ~1e-7); exactly 0 below -87
-   and for -inf (masked keys). */
-static inline float exp_nonpos(float x) {
-    float xc = x < -87.0f ? -87.0f : x;
-    float k = (xc * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest */
-    float r = xc - k * 0.693145752f - k * 1.42860677e-6f;
-    float p = 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    union {
-        int i;
-        float f;
-    } two = {.i = ((int)k + 127) << 23};
-    return x < -87.0f ? 0.0f : p * two.f;
-}
-
-float attention_exp(float x) { return exp_nonpos(x); }
+float attention_exp(float x) { return cb_exp(x); }
 
 /* The per-thread scratch of one task, carved from one block. */
 typedef struct {
@@ -143,13 +122,13 @@ static void block_softmax(Tile *t, const Stream *a, int r, int i, int j0, int co
         for (int c = 0; c < cols; c++) s[c] = 0.0f;
         return;
     }
-    float alpha = exp_nonpos(t->m[r] - mx); /* 0 on the row's first block (m = -inf) */
+    float alpha = cb_exp(t->m[r] - mx); /* 0 on the row's first block (m = -inf) */
     float sum = 0.0f, ts = 0.0f;
     /* The sums run in SIMD lanes: a fixed order for a given build, whatever the thread count. */
 #pragma omp simd reduction(+ : sum, ts)
     for (int c = 0; c < cols; c++) {
         float z = s[c] - mx;
-        float p = exp_nonpos(z);
+        float p = cb_exp(z);
         sum += p;
         ts += p > 0.0f ? p * z : 0.0f;
         s[c] = p;

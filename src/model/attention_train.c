@@ -61,7 +61,7 @@ static void row_softmax(float *p, const float *q, const Head *a, int i) {
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (int j = 0; j <= i; j++) {
-        p[j] = attention_exp(p[j] - mx);
+        p[j] = cb_exp(p[j] - mx);
         sum += p[j];
     }
     float inv = 1.0f / sum;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define LN_EPS 1e-5f
+#define COL_BAND 32 /* columns per task of the column sums */
 
 static void layernorm_row(float *out, float *mean, float *rstd, const float *x, const float *w,
                           const float *b, int C) {
@@ -67,17 +68,37 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
             dx[c] += (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * s;
         }
     }
-    /* Weight gradients: each column summed over rows in a fixed order. */
+    /* Weight gradients: each column summed over rows in a fixed order, a band of columns per
+       task so the inner loop runs along a row. */
 #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        float sw = 0.0f, sb = 0.0f;
+    for (int c0 = 0; c0 < C; c0 += COL_BAND) {
+        int c1 = c0 + COL_BAND < C ? c0 + COL_BAND : C;
+        float sw[COL_BAND] = {0}, sb[COL_BAND] = {0};
         for (size_t n = 0; n < N; n++) {
-            float xhat = (inp[n * C + c] - mean[n]) * rstd[n];
-            sw += dout[n * C + c] * xhat;
-            sb += dout[n * C + c];
+            const float *x = inp + n * C, *dy = dout + n * C;
+            float m = mean[n], s = rstd[n];
+#pragma omp simd
+            for (int c = c0; c < c1; c++) {
+                sw[c - c0] += dy[c] * ((x[c] - m) * s);
+                sb[c - c0] += dy[c];
+            }
         }
-        dw[c] += sw;
-        db[c] += sb;
+        for (int c = c0; c < c1; c++) dw[c] += sw[c - c0], db[c] += sb[c - c0];
+    }
+}
+
+/* sum[o] += column o of x (N, OC), rows added in order: bands of columns run in parallel. */
+static void column_sums(float *sum, const float *x, size_t N, int OC) {
+#pragma omp parallel for schedule(static)
+    for (int o0 = 0; o0 < OC; o0 += COL_BAND) {
+        int o1 = o0 + COL_BAND < OC ? o0 + COL_BAND : OC;
+        float acc[COL_BAND] = {0};
+        for (size_t n = 0; n < N; n++) {
+            const float *row = x + n * OC;
+#pragma omp simd
+            for (int o = o0; o < o1; o++) acc[o - o0] += row[o];
+        }
+        for (int o = o0; o < o1; o++) sum[o] += acc[o - o0];
     }
 }
 
@@ -98,20 +119,14 @@ void matmul_backward(float *dinp, int accumulate, float *dw, float *dbias, const
                     IC, accumulate ? 1.0f : 0.0f, dinp, IC);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, (int)N, 1.0f, dout, OC, inp, IC,
                 1.0f, dw, IC);
-    if (!dbias) return;
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < OC; o++) {
-        float s = 0.0f;
-        for (size_t n = 0; n < N; n++) s += dout[n * OC + o];
-        dbias[o] += s;
-    }
+    if (dbias) column_sums(dbias, dout, N, OC);
 }
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
-/* tanh through one expf: glibc's tanhf is several times slower and GELU is a hot loop. Exact to a
-   few ulp; saturates cleanly (expf overflow gives 1, underflow -1). */
-static inline float fast_tanh(float u) { return 1.0f - 2.0f / (expf(2.0f * u) + 1.0f); }
+/* tanh through one exponential: glibc's tanhf is several times slower and GELU is a hot loop; the
+   inline cb_exp lets the loops vectorise. Saturates cleanly (e^88 gives 1, underflow -1). */
+static inline float fast_tanh(float u) { return 1.0f - 2.0f / (cb_exp(2.0f * u) + 1.0f); }
 
 void gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static)
@@ -437,10 +452,12 @@ void crossentropy_forward(float *probs, float *losses, const float *logits,
         float *p = probs + n * V;
         float zt = z[targets[n]]; /* read before p may overwrite z */
         float maxv = -INFINITY;
+#pragma omp simd reduction(max : maxv)
         for (int v = 0; v < V; v++) maxv = z[v] > maxv ? z[v] : maxv;
         float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
         for (int v = 0; v < V; v++) {
-            p[v] = expf(z[v] - maxv);
+            p[v] = cb_exp(z[v] - maxv);
             sum += p[v];
         }
         float inv = 1.0f / sum;
