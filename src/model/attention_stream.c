@@ -97,11 +97,11 @@ static void block_terms(const Stream *a, const Tile *t, int h, int i, int r, int
 #pragma omp simd
     for (int c = 0; c < cols; c++) s[c] *= a->scale;
     if (a->rel_k) {
+        /* keys at least k back all read table row 0 */
         const float *qw = t->qw + (size_t)r * (a->rel_k + 1);
-        for (int j = j0; j < jlast; j++) {
-            int d = j - i;
-            s[j - j0] += qw[(d < -a->rel_k ? -a->rel_k : d) + a->rel_k];
-        }
+        int jf = i - a->rel_k + 1 < jlast ? i - a->rel_k + 1 : jlast;
+        for (int j = j0; j < jf; j++) s[j - j0] += qw[0];
+        for (int j = jf > j0 ? jf : j0; j < jlast; j++) s[j - j0] += qw[j - i + a->rel_k];
     }
     const PeScheme *sc = a->pe ? a->pe->scheme : NULL;
     const float *q = a->qkv + (size_t)i * 3 * a->C + h * a->HS;
@@ -146,10 +146,12 @@ static void block_softmax(Tile *t, const Stream *a, int r, int i, int j0, int co
         if (alpha != 1.0f)
             for (int x = 0; x <= a->rel_k; x++) bins[x] *= alpha;
         int jlast = i + 1 < j0 + cols ? i + 1 : j0 + cols; /* > j0: the block was not all masked */
-        for (int j = j0; j < jlast; j++) {
-            int d = j - i;
-            bins[(d < -a->rel_k ? -a->rel_k : d) + a->rel_k] += s[j - j0];
-        }
+        int jf = i - a->rel_k + 1 < jlast ? i - a->rel_k + 1 : jlast;
+        float far = 0.0f;
+#pragma omp simd reduction(+ : far)
+        for (int j = j0; j < jf; j++) far += s[j - j0];
+        bins[0] += far;
+        for (int j = jf > j0 ? jf : j0; j < jlast; j++) bins[j - i + a->rel_k] += s[j - j0];
     }
 }
 

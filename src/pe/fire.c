@@ -33,6 +33,11 @@ typedef struct {
     double init_l;
     size_t P;       /* parameters per layer */
     double *spare;  /* (2 P + width + NH) for bias_backward when its block buffer cannot be allocated */
+    /* Cache built by prepare: log1p(|c_l| d) for d < tab_n of each layer l, valid while c_l still
+       equals tab_c[l] (parameters change during training; bias_row checks before use). */
+    double *tab;    /* (L, tab_n) */
+    float *tab_c;   /* (L) */
+    int tab_n;
 } FireState;
 
 /* Offsets inside one layer's block. */
@@ -71,7 +76,7 @@ static int fire_init(PeModel *pe, char *err) {
 
 static void fire_destroy(PeModel *pe) {
     FireState *st = pe->state;
-    if (st) free(st->spare);
+    if (st) free(st->spare), free(st->tab), free(st->tab_c);
     free(st);
     pe->state = NULL;
 }
@@ -107,9 +112,37 @@ static void fire_param_init(PeModel *pe, Rng *rng) {
 }
 
 static size_t fire_state_bytes(const PeModel *pe, int n) {
-    (void)n;
     const FireState *st = pe->state;
-    return sizeof *st + (2 * st->P + (size_t)st->width + (size_t)pe->dims.n_head) * sizeof(double);
+    return sizeof *st + (2 * st->P + (size_t)st->width + (size_t)pe->dims.n_head) * sizeof(double) +
+           (size_t)pe->dims.n_layer * ((size_t)n * sizeof(double) + sizeof(float));
+}
+
+/* The log-distance table for the current c of every layer: the one transcendental per element
+   of bias_row, shared by every query and head. Without parameters there is nothing to cache. */
+static int fire_prepare(PeModel *pe, int n, char *err) {
+    FireState *st = pe->state;
+    int L = pe->dims.n_layer;
+    if (!pe->params) return CB_OK;
+    if (n > st->tab_n) {
+        double *tab = realloc(st->tab, (size_t)L * n * sizeof *tab);
+        float *tc = st->tab_c ? st->tab_c : malloc((size_t)L * sizeof *tc);
+        if (!tab || !tc) {
+            if (tab) st->tab = tab;
+            if (tc) st->tab_c = tc;
+            st->tab_n = 0;
+            return cb_error(err, CB_ENOMEM, "fire: out of memory for a %d-entry distance table", n);
+        }
+        st->tab = tab, st->tab_c = tc, st->tab_n = n;
+        for (int l = 0; l < L; l++) st->tab_c[l] = NAN; /* rebuilt below */
+    }
+    for (int l = 0; l < L; l++) {
+        float c = pe->params[(size_t)l * st->P + FIRE_C];
+        if (st->tab_c[l] == c) continue;
+        double ca = fabs((double)c);
+        for (int d = 0; d < st->tab_n; d++) st->tab[(size_t)l * st->tab_n + d] = log1p(ca * d);
+        st->tab_c[l] = c;
+    }
+    return CB_OK;
 }
 
 /* What one query row i shares: the normaliser D = psi(max(i, L_thr)) + eps and its derivatives. */
@@ -141,13 +174,27 @@ static void fire_bias_row(const PeModel *pe, int layer, int h, int i, int j0, in
     const float *w1 = p + FIRE_W1, *b1 = p + fire_b1(st), *w2 = p + fire_w2(st) + (size_t)h * W;
     float b2 = p[fire_b2(st, NH) + h];
     FireRow r = fire_row(p[FIRE_C], p[FIRE_LMULT], st->init_l, i);
-    for (int j = j0; j < j1; j++) {
-        float u = (float)fire_u(&r, i - j), out = b2;
-        for (int k = 0; k < W; k++) {
-            float z = w1[k] * u + b1[k];
-            out += w2[k] * (z > 0.0f ? z : 0.0f);
+    const double *tab = st->tab && st->tab_c[layer] == p[FIRE_C] && i < st->tab_n ? st->tab + (size_t)layer * st->tab_n : NULL;
+    /* Chunks of keys, the hidden units outer: the loop over keys vectorises and each key still
+       sums its units in order k = 0, 1, ... */
+    enum { CHUNK = 64 };
+    float u[CHUNK], out[CHUNK];
+    for (int c0 = j0; c0 < j1; c0 += CHUNK) {
+        int m = j1 - c0 < CHUNK ? j1 - c0 : CHUNK;
+        for (int c = 0; c < m; c++) {
+            int d = i - (c0 + c);
+            u[c] = (float)(tab ? tab[d] / r.D : fire_u(&r, d));
+            out[c] = b2;
         }
-        row[j - j0] += out;
+        for (int k = 0; k < W; k++) {
+            float a = w1[k], b = b1[k], w = w2[k];
+#pragma omp simd
+            for (int c = 0; c < m; c++) {
+                float z = a * u[c] + b;
+                out[c] += w * (z > 0.0f ? z : 0.0f);
+            }
+        }
+        for (int c = 0; c < m; c++) row[c0 + c - j0] += out[c];
     }
 }
 
@@ -272,6 +319,7 @@ const PeScheme pe_fire = {
     .param_count = fire_param_count,
     .param_init = fire_param_init,
     .param_decay = 0,
+    .prepare = fire_prepare,
     .state_bytes = fire_state_bytes,
     .bias_row = fire_bias_row,
     .bias_backward = fire_bias_backward,

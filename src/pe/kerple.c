@@ -10,9 +10,9 @@
  * forward uses clamp(r, 1e-2) (the power exponent also <= 2); the backward passes gradient only where
  * the clamp is inactive. The reference instead clamps the stored parameter in place before every
  * forward; param_init clamps the initial draw the same way so that no head starts below the bound.
- * No weight decay. bias_row evaluates one log1pf / powf per element: the parameters change every
- * step, so a table of biases would have to be rebuilt per forward, and bias_row is called from many
- * threads with a const model.
+ * No weight decay. prepare tabulates ln(1 + r2 D) or D^r2 by distance for the current parameters;
+ * bias_row uses the table while the head's r2 is unchanged (evaluation, and the first forward after
+ * each prepare in training) and computes per element otherwise.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -27,6 +27,12 @@ enum { KERPLE_LOG, KERPLE_POWER };
 
 typedef struct {
     int variant;
+    /* Cache built by prepare: g(r2, d) = ln(1 + r2 d) or d^r2 for d < tab_n, per layer and head,
+       valid while that head's clamped r2 still equals tab_r2 (parameters change during training;
+       bias_row checks before use). */
+    float *tab;    /* (L, NH, tab_n) */
+    float *tab_r2; /* (L, NH) */
+    int tab_n;
 } KerpleState;
 
 static int kerple_init(PeModel *pe, char *err) {
@@ -47,6 +53,8 @@ static int kerple_init(PeModel *pe, char *err) {
 }
 
 static void kerple_destroy(PeModel *pe) {
+    KerpleState *st = pe->state;
+    if (st) free(st->tab), free(st->tab_r2);
     free(pe->state);
     pe->state = NULL;
 }
@@ -83,9 +91,8 @@ static void kerple_param_init(PeModel *pe, Rng *rng) {
 }
 
 static size_t kerple_state_bytes(const PeModel *pe, int n) {
-    (void)pe;
-    (void)n;
-    return sizeof(KerpleState);
+    size_t heads = (size_t)pe->dims.n_layer * pe->dims.n_head;
+    return sizeof(KerpleState) + heads * ((size_t)n + 1) * sizeof(float);
 }
 
 /* The clamped (r1, r2) of head h in layer l, as the forward uses them. */
@@ -96,10 +103,51 @@ static void kerple_params(const PeModel *pe, int l, int h, float *r1, float *r2)
     *r2 = clampf(p[pe->dims.n_head + h], KERPLE_EPS, kerple_r2_max(st));
 }
 
+static float kerple_g(int variant, float r2, int d) {
+    if (variant == KERPLE_LOG) return log1pf(r2 * (float)d);
+    return d == 0 ? 0.0f : powf((float)d, r2);
+}
+
+/* Distance tables for the current r2 of every head: one transcendental per distance instead of
+   one per (query, key). Without parameters there is nothing to cache. */
+static int kerple_prepare(PeModel *pe, int n, char *err) {
+    KerpleState *st = pe->state;
+    int L = pe->dims.n_layer, NH = pe->dims.n_head;
+    if (!pe->params) return CB_OK;
+    if (n > st->tab_n) {
+        float *tab = realloc(st->tab, (size_t)L * NH * n * sizeof *tab);
+        float *tr = st->tab_r2 ? st->tab_r2 : malloc((size_t)L * NH * sizeof *tr);
+        if (!tab || !tr) {
+            if (tab) st->tab = tab;
+            if (tr) st->tab_r2 = tr;
+            st->tab_n = 0;
+            return cb_error(err, CB_ENOMEM, "kerple: out of memory for a %d-entry distance table", n);
+        }
+        st->tab = tab, st->tab_r2 = tr, st->tab_n = n;
+        for (int x = 0; x < L * NH; x++) st->tab_r2[x] = NAN; /* rebuilt below */
+    }
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < NH; h++) {
+            float r1, r2;
+            kerple_params(pe, l, h, &r1, &r2);
+            size_t x = (size_t)l * NH + h;
+            if (st->tab_r2[x] == r2) continue;
+            for (int d = 0; d < st->tab_n; d++) st->tab[x * st->tab_n + d] = kerple_g(st->variant, r2, d);
+            st->tab_r2[x] = r2;
+        }
+    return CB_OK;
+}
+
 static void kerple_bias_row(const PeModel *pe, int layer, int h, int i, int j0, int j1, float *row) {
     const KerpleState *st = pe->state;
     float r1, r2;
     kerple_params(pe, layer, h, &r1, &r2);
+    size_t x = (size_t)layer * pe->dims.n_head + h;
+    if (st->tab && st->tab_r2[x] == r2 && i < st->tab_n) {
+        const float *g = st->tab + x * st->tab_n + i; /* g[-j] = g(i - j) */
+        for (int j = j0; j < j1; j++) row[j - j0] -= r1 * g[-j];
+        return;
+    }
     if (st->variant == KERPLE_LOG)
         for (int j = j0; j < j1; j++) row[j - j0] -= r1 * log1pf(r2 * (float)(i - j));
     else
@@ -192,6 +240,7 @@ const PeScheme pe_kerple = {
     .param_count = kerple_param_count,
     .param_init = kerple_param_init,
     .param_decay = 0,
+    .prepare = kerple_prepare,
     .state_bytes = kerple_state_bytes,
     .bias_row = kerple_bias_row,
     .bias_backward = kerple_bias_backward,

@@ -23,6 +23,7 @@ typedef struct {
     int buckets, max_distance;
     int *bucket; /* (n) bucket of distance i - j */
     int n;
+    int far;     /* distances >= far all fall in the last bucket (buckets grow with distance) */
 } T5State;
 
 #define T5_MAX_BUCKETS 1024 /* bias_backward keeps one accumulator per bucket on the stack */
@@ -87,6 +88,8 @@ static int t5_prepare(PeModel *pe, int n, char *err) {
     int *b = malloc((size_t)n * sizeof *b);
     if (!b) return cb_error(err, CB_ENOMEM, "t5: out of memory for the bucket cache at context %d", n);
     for (int d = 0; d < n; d++) b[d] = t5_bucket(d, st->buckets, st->max_distance);
+    st->far = n;
+    while (st->far > 0 && b[st->far - 1] == st->buckets - 1) st->far--;
     free(st->bucket);
     st->bucket = b;
     st->n = n;
@@ -105,7 +108,11 @@ static void t5_bias_row(const PeModel *pe, int layer, int h, int i, int j0, int 
     assert(i < st->n && j1 <= i + 1);
     const float *col = pe->params + h; /* E[.][h], stride NH */
     const int *bk = st->bucket;
-    for (int j = j0; j < j1; j++) row[j - j0] += col[(size_t)bk[i - j] * NH];
+    /* Keys at least `far` back share the last bucket: one value, added in a loop that vectorises. */
+    int jf = i - st->far + 1 < j1 ? i - st->far + 1 : j1;
+    float last = col[(size_t)(st->buckets - 1) * NH];
+    for (int j = j0; j < jf; j++) row[j - j0] += last;
+    for (int j = jf > j0 ? jf : j0; j < j1; j++) row[j - j0] += col[(size_t)bk[i - j] * NH];
 }
 
 /* grads[b][h] += sum over batch, i, j <= i with bucket(i - j) = b of dscores. Each head sums in a
