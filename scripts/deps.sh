@@ -3,8 +3,9 @@
 # `deps.sh test` adds what the tests need beyond building and running: headless Chromium, fonts and
 # ImageMagick for the report_html ctest, which renders the HTML report and checks its screenshot.
 set -euo pipefail
+# fortunes: real English text for `[corpus] source = file:/usr/share/games/fortunes` (suites/fortunes.ini).
 packages=(gcc make cmake pkg-config git sqlite3 libsqlite3-dev libcriterion-dev
-          libopenblas-openmp-dev libinih-dev nettle-dev)
+          libopenblas-openmp-dev libinih-dev nettle-dev fortunes)
 if [[ ${1:-} == test ]]; then
   packages+=(chromium fonts-dejavu-core imagemagick bsdutils)
 fi

@@ -43,7 +43,7 @@ static BadInput rows[] = {
      "mlp_ratio)", NULL, 0},
     {"run tests/suites/bad_unknown_section.ini --db r.db",
      "ctxbench: tests/suites/bad_unknown_section.ini:5: [modle]: unknown section (expected suite, corpus, model, "
-     "train, eval, limits or compare)", NULL, 0},
+     "train, eval, limits, compare or cost)", NULL, 0},
     {"run tests/suites/bad_duplicate_key.ini --db r.db",
      "ctxbench: tests/suites/bad_duplicate_key.ini:9: [train] steps: duplicate key (first set on line 7)", NULL, 0},
     {"run tests/suites/bad_number.ini --db r.db",
@@ -76,7 +76,8 @@ static BadInput rows[] = {
     {"run bad_depth.ini --db r.db",
      "ctxbench: bad_depth.ini:4: [eval] passkey_depths: '1.5' is out of range [0, 1]", NULL, 0},
     {"run tests/suites/bad_task.ini --db r.db",
-     "ctxbench: tests/suites/bad_task.ini:7: [eval] tasks: unknown task 'summarization' (known: perplexity, passkey)", NULL, 0},
+     "ctxbench: tests/suites/bad_task.ini:7: [eval] tasks: unknown task 'summarization' (known: perplexity, passkey, "
+     "cost)", NULL, 0},
     {"run tests/suites/bad_corpus.ini --db r.db",
      "ctxbench: tests/suites/bad_corpus.ini:7: [corpus] source: corpus source 'http://example.com/corpus.txt': "
      "unknown kind (expected file:PATH or builtin:NAME)", NULL, 0},
@@ -95,6 +96,12 @@ static BadInput rows[] = {
      "ctxbench: bad_limits_memory.ini:4: [limits] memory: 'lots' is not an integer", NULL, 0},
     {"run bad_limits_key.ini --db r.db",
      "ctxbench: bad_limits_key.ini:4: [limits] speed: unknown key (expected time, memory)", NULL, 0},
+    {"run bad_cost_repeats.ini --db r.db",
+     "ctxbench: bad_cost_repeats.ini:4: [cost] repeats: '0' is out of range (1..100)", NULL, 0},
+    {"run bad_cost_warmup.ini --db r.db",
+     "ctxbench: bad_cost_warmup.ini:4: [cost] warmup: '11' is out of range (0..10)", NULL, 0},
+    {"run bad_cost_train_limit.ini --db r.db",
+     "ctxbench: bad_cost_train_limit.ini:4: [cost] train_limit: 'lots' is not an integer", NULL, 0},
     {"run no_such_suite.ini --db r.db", "ctxbench: no_such_suite.ini: No such file or directory", NULL, 0},
     /* command line */
     {"run tiny.ini --db r.db --threads 0", "ctxbench run: --threads: '0' is not a number in 1..1024", NULL, 0},
@@ -109,7 +116,7 @@ static BadInput rows[] = {
     /* databases and where they go */
     {"run tiny.ini --db notdb.txt", "ctxbench: notdb.txt: not an SQLite database (file is not a database)",
      "notdb.txt", 0},
-    {"run tiny.ini --db newer.db", "ctxbench: newer.db: schema version 7 is newer than this ctxbench (2)", "newer.db",
+    {"run tiny.ini --db newer.db", "ctxbench: newer.db: schema version 7 is newer than this ctxbench (3)", "newer.db",
      0},
     {"run tiny.ini --db other.db",
      "ctxbench: other.db: not a ctxbench database (user_version 0 but it has 1 tables, views or indexes)", "other.db",
@@ -149,6 +156,9 @@ static const struct {
     {"bad_limits_time.ini", "[suite]\nname = bad\n[limits]\ntime = 0\n"},
     {"bad_limits_memory.ini", "[suite]\nname = bad\n[limits]\nmemory = lots\n"},
     {"bad_limits_key.ini", "[suite]\nname = bad\n[limits]\nspeed = 3\n"},
+    {"bad_cost_repeats.ini", "[suite]\nname = bad\n[cost]\nrepeats = 0\n"},
+    {"bad_cost_warmup.ini", "[suite]\nname = bad\n[cost]\nwarmup = 11\n"},
+    {"bad_cost_train_limit.ini", "[suite]\nname = bad\n[cost]\ntrain_limit = lots\n"},
     {"tiny.ini", TINY},
     {"tiny_changed.ini", "; changed\n[suite]\nname = tiny\nthreads = 1\n[corpus]\nsource = builtin:prose:bytes=65536\n"
                          "eval_bytes = 4096\n[model]\nlayers = 1\nd_model = 16\nheads = 2\n[train]\ncontext = 16\n"

@@ -163,6 +163,7 @@ Test(data, builtin_corpus_loads_with_options_and_hashes_all_bytes) {
     sha256_hex(ref, 100000, hex);
     cr_expect_str_eq(c.sha256, hex);
     cr_expect_str_eq(c.source, "builtin:prose:bytes=100000,seed=7");
+    cr_expect_null(c.path, "a built-in corpus has a path: %s", c.path);
 
     rc = corpus_load(&d, "builtin:prose:seed=7,bytes=100000", 20000, err);
     cr_assert_eq(rc, CB_OK, "rc %d: %s", rc, err);
@@ -203,6 +204,17 @@ Test(data, file_corpus_holds_out_exactly_its_last_eval_bytes) {
     char hex[65];
     sha256_hex(buf, sizeof buf, hex);
     cr_expect_str_eq(c.sha256, hex);
+    char *abs = realpath(path, NULL);
+    cr_assert_not_null(abs);
+    cr_expect(c.path && !strcmp(c.path, abs), "path %s, want %s", c.path, abs);
+    corpus_free(&c);
+    /* A relative path is stored as the absolute one. */
+    cr_assert_eq(chdir(tmpdir), 0);
+    rc = corpus_load(&c, "file:./text.txt", 1000, err);
+    cr_assert_eq(rc, CB_OK, "rc %d: %s", rc, err);
+    cr_expect(c.path && !strcmp(c.path, abs), "relative source: path %s, want %s", c.path, abs);
+    cr_expect_str_eq(c.source, "file:./text.txt");
+    free(abs);
     corpus_free(&c);
 
     /* Exactly 2 x eval_bytes is enough; one byte less is not. */

@@ -1,6 +1,6 @@
 /*
- * test_eval.c — evaluation: non-overlapping perplexity bookkeeping and position buckets, and the
- * passkey generator and scorer.
+ * test_eval.c — evaluation: non-overlapping perplexity bookkeeping and position buckets, the
+ * attention entropy by position bucket, and the passkey generator and scorer.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -162,6 +162,82 @@ Test(perplexity, sliding_windows_score_the_last_stride_bytes_of_each_window) {
     PplResult r;
     cr_assert_eq(eval_perplexity_sliding(&m, h, E, N, 0, &r, err), CB_EINPUT, "stride 0 accepted");
     cr_assert_eq(eval_perplexity_sliding(&m, h, E, N, N + 1, &r, err), CB_EINPUT, "stride > n accepted");
+    model_free(&m);
+}
+
+Test(entropy, uniform_attention_gives_the_mean_log_of_the_visible_keys_per_bucket_and_layer) {
+    enum { E = 400, N = 64, L = 16 };
+    char err[CB_ERR_LEN];
+    Model m;
+    ModelConfig cfg = {.n_layer = 2, .d_model = 16, .n_head = 2, .mlp_ratio = 2, .train_ctx = L};
+    cr_assert_eq(model_build(&m, &cfg, "nope", 5, err), CB_OK, "%s", err);
+    /* q = k = 0: every score is 0 and query t attends uniformly to its t + 1 keys */
+    int C = cfg.d_model;
+    for (int l = 0; l < cfg.n_layer; l++) {
+        memset(m.p.qkvw + (size_t)l * 3 * C * C, 0, sizeof(float) * 2 * C * C);
+        memset(m.p.qkvb + (size_t)l * 3 * C, 0, sizeof(float) * 2 * C);
+    }
+    uint8_t h[E];
+    held_out(h, E);
+    PplResult r;
+    EntropyResult ent;
+    cr_assert_eq(eval_perplexity_entropy(&m, h, E, N, N, 0, &r, &ent, err), CB_OK, "%s", err);
+    cr_assert(ent.n_layer == 2 && ent.n_buckets == 3 && r.n_buckets == 3, "%d layers, %d buckets", ent.n_layer,
+              ent.n_buckets);
+    cr_assert_eq(ent.windows, r.windows, "measured %d of %d windows", ent.windows, r.windows);
+    for (int l = 0; l < 2; l++)
+        for (int b = 0; b < 3; b++) {
+            double want = 0.0;
+            for (int t = r.bucket_lo[b]; t < r.bucket_hi[b]; t++) want += log(t + 1.0);
+            want /= r.bucket_hi[b] - r.bucket_lo[b];
+            double got = ent.nats[l * ent.n_buckets + b];
+            cr_expect(fabs(got - want) < 1e-4, "layer %d bucket [%d, %d): %.6f nats, want %.6f", l, r.bucket_lo[b],
+                      r.bucket_hi[b], got, want);
+        }
+    eval_entropy_free(&ent);
+    eval_entropy_free(&ent); /* twice is a no-op */
+    model_free(&m);
+}
+
+Test(entropy, the_measurement_leaves_the_losses_unchanged_and_averages_evenly_spaced_windows) {
+    enum { E = 300, N = 16, K = 3 };
+    Model m;
+    tiny_model(&m, "rope", 8);
+    uint8_t h[E];
+    held_out(h, E);
+    char err[CB_ERR_LEN];
+    PplResult a, b;
+    EntropyResult ent;
+    cr_assert_eq(eval_perplexity(&m, h, E, N, &a, err), CB_OK, "%s", err);
+    cr_assert_eq(eval_perplexity_entropy(&m, h, E, N, N, K, &b, &ent, err), CB_OK, "%s", err);
+    cr_assert(a.bpb == b.bpb && a.bpb_lo == b.bpb_lo, "bpb %.12g with the measurement, %.12g without", b.bpb, a.bpb);
+    cr_assert(m.eval_entropy == NULL, "the model keeps the entropy buffer");
+    cr_assert_eq(ent.windows, K, "measured %d windows, asked %d", ent.windows, K);
+    /* recompute: windows floor(k W / K) for k = 0..K-1, mean over heads and the bucket's queries */
+    int W = a.windows, NH = m.cfg.n_head;
+    float *buf = malloc(sizeof(float) * NH * N), *loss = malloc(sizeof(float) * N);
+    double sum[EVAL_MAX_BUCKETS] = {0};
+    for (int k = 0; k < K; k++) {
+        const uint8_t *in = h + (size_t)(k * W / K) * N;
+        m.eval_entropy = buf;
+        cr_assert_eq(model_eval_window(&m, in, in + 1, N, loss, NULL, err), CB_OK, "%s", err);
+        m.eval_entropy = NULL;
+        for (int bk = 0; bk < b.n_buckets; bk++)
+            for (int hd = 0; hd < NH; hd++)
+                for (int t = b.bucket_lo[bk]; t < b.bucket_hi[bk]; t++) sum[bk] += buf[hd * N + t];
+    }
+    for (int bk = 0; bk < b.n_buckets; bk++) {
+        double want = sum[bk] / ((double)K * NH * (b.bucket_hi[bk] - b.bucket_lo[bk]));
+        cr_expect(fabs(ent.nats[bk] - want) < 1e-9, "bucket %d: %.12g nats, recomputed %.12g", bk, ent.nats[bk], want);
+        cr_expect(ent.nats[bk] >= 0.0 && ent.nats[bk] <= log((double)N), "bucket %d: %g nats", bk, ent.nats[bk]);
+    }
+    free(buf);
+    free(loss);
+    eval_entropy_free(&ent);
+    /* asking for more windows than there are measures each once */
+    cr_assert_eq(eval_perplexity_entropy(&m, h, E, N, N, 1000, &b, &ent, err), CB_OK, "%s", err);
+    cr_expect_eq(ent.windows, W, "measured %d windows of %d", ent.windows, W);
+    eval_entropy_free(&ent);
     model_free(&m);
 }
 

@@ -79,6 +79,11 @@ Test(harness, a_tiny_suite_stores_every_case_with_unsupported_rows_where_they_ap
     cr_assert_eq(scalar(h, "SELECT count(*) FROM v_bpb WHERE context = 16 AND abs(bpb_ratio - 1) < 1e-12"), 3);
     cr_assert_eq(scalar(h, "SELECT count(*) FROM curves c JOIN cases k ON k.id = c.case_id "
                            "WHERE k.context = 64 AND c.name = 'loss_by_bucket'"), 6); /* [0,16) [16,32) [32,64) x 2 */
+    /* The attention entropy of the one layer over the same buckets, between 0 and ln 64 nats; no
+       rotary scheme, so no rope_unseen_angle_share. */
+    cr_assert_eq(scalar(h, "SELECT count(*) FROM curves c JOIN cases k ON k.id = c.case_id WHERE k.context = 64 "
+                           "AND c.name = 'attention_entropy:layer=0' AND c.y > 0 AND c.y < 4.1589"), 6);
+    cr_assert_eq(scalar(h, "SELECT count(*) FROM metrics WHERE name = 'rope_unseen_angle_share'"), 0);
     /* Provenance and measurements are present. */
     cr_assert_eq(scalar(h, "SELECT count(*) FROM runs WHERE git_rev <> '' AND cpu <> '' AND blas <> '' "
                            "AND threads = 2 AND suite_sha256 <> ''"), 1);

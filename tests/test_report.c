@@ -1,7 +1,8 @@
 /*
  * test_report.c — reports and example queries over a fixture database built through the store
- * API: two runs, four schemes, two seeds, unsupported and failed cases, passkey curves, times that
- * grow linearly and quadratically. Every .sql file of results/queries must return rows on it; every
+ * API: two runs, four schemes, two seeds, unsupported and failed cases, bootstrap intervals,
+ * passkey and attention-entropy curves, times that grow linearly and quadratically. Every .sql file
+ * of results/queries must return rows on it (four are checked value by value); every
  * report format must show what the run holds; the HTML page must be self-contained with every
  * chart; prune must remove old runs in one go and keep models that kept runs still use.
  */
@@ -80,7 +81,8 @@ static int64_t add_model(Store *st, int64_t run, const char *scheme, uint64_t se
     return id;
 }
 
-/* A perplexity case: status "ok" with bpb, or a status and reason without metrics. */
+/* A perplexity case: status "ok" with bpb (and a bootstrap interval of +-0.02) and the attention
+   entropy of two layers by position bucket, or a status and reason without metrics. */
 static void add_ppl_case(Store *st, int64_t run, int64_t model, const char *scheme, int n,
                          uint64_t seed, const char *status, double bpb, double secs) {
     int ok = !strcmp(status, "ok");
@@ -94,7 +96,7 @@ static void add_ppl_case(Store *st, int64_t run, int64_t model, const char *sche
                     .peak_rss = ok ? (int64_t)(8 << 20) + (int64_t)n * 4096 : 0,
                     .param_bytes = 420000, .act_bytes = (int64_t)n * 1024, .pe_state_bytes = n};
     MetricRecord m[] = {
-        {.name = "bpb", .value = bpb, .lo = NAN, .hi = NAN, .count = 65536, .unit = "bits/byte",
+        {.name = "bpb", .value = bpb, .lo = bpb - 0.02, .hi = bpb + 0.02, .count = 65536, .unit = "bits/byte",
          .mode = "nonoverlap", .stride = n},
         {.name = "ppl", .value = exp2(bpb), .lo = NAN, .hi = NAN, .count = 65536, .unit = "",
          .mode = "nonoverlap", .stride = n},
@@ -103,7 +105,13 @@ static void add_ppl_case(Store *st, int64_t run, int64_t model, const char *sche
     };
     char err[CB_ERR_LEN] = "";
     int64_t id = 0;
-    int rc = store_insert_case(st, &c, m, ok ? 3 : 0, NULL, 0, &id, err);
+    CurveRecord ent[2 * 8];
+    size_t ne = 0;
+    for (int l = 0; l < 2 && ok; l++)
+        for (int lo = 0, b = 0; lo < n; lo = lo ? 2 * lo : 128, b++)
+            ent[ne++] = (CurveRecord){l ? "attention_entropy:layer=1" : "attention_entropy:layer=0", lo,
+                                      2.0 + 0.5 * b + 0.25 * l};
+    int rc = store_insert_case(st, &c, m, ok ? 3 : 0, ent, ne, &id, err);
     cr_assert_eq(rc, CB_OK, "store_insert_case returned %d: %s", rc, err);
 }
 
@@ -125,6 +133,44 @@ static void add_passkey_case(Store *st, int64_t run, int64_t model, const char *
     int64_t id = 0;
     int rc = store_insert_case(st, &c, &m, 1, pts, k, &id, err);
     cr_assert_eq(rc, CB_OK, "store_insert_case(passkey) returned %d: %s", rc, err);
+}
+
+/* Cost cases of the task "cost" in run `run` for nope (time linear in n) and rope (quadratic):
+   timings at 512..4096 with a training step up to 1024, and each scheme's "cost_fit" case. */
+static void add_cost_cases(Store *st, int64_t run) {
+    static const char *const schemes[] = {"nope", "rope"};
+    char err[CB_ERR_LEN] = "";
+    int64_t id = 0;
+    for (int s = 0; s < 2; s++) {
+        for (int n = 512; n <= 4096; n *= 2) {
+            double secs = s == 0 ? 1e-6 * n : 1e-9 * n * n, rss = (8 << 20) + 4096.0 * n;
+            CaseRecord c = {.run_id = run, .scheme = schemes[s], .variant = "", .task = "cost", .context = n,
+                            .train_ctx = 128, .seed = 1, .status = "ok", .wall_seconds = 8 * secs,
+                            .cpu_seconds = 16 * secs, .peak_rss = (int64_t)rss, .param_bytes = 420000,
+                            .act_bytes = (int64_t)n * 1024, .pe_state_bytes = n};
+            MetricRecord m[] = {
+                {.name = "eval_seconds", .value = secs, .lo = 0.9 * secs, .hi = 1.2 * secs, .count = 5, .unit = "s"},
+                {.name = "eval_tokens_per_s", .value = n / secs, .lo = n / (1.2 * secs), .hi = n / (0.9 * secs),
+                 .count = 5, .unit = "tokens/s"},
+                {.name = "eval_gflops", .value = 10, .lo = 9, .hi = 11, .count = 5, .unit = "GFLOP/s"},
+                {.name = "eval_peak_rss", .value = rss, .lo = NAN, .hi = NAN, .count = 1, .unit = "bytes"},
+                {.name = "train_step_seconds", .value = 3 * secs, .lo = 2.8 * secs, .hi = 3.3 * secs, .count = 5,
+                 .unit = "s"},
+            };
+            int rc = store_insert_case(st, &c, m, n <= 1024 ? 5 : 4, NULL, 0, &id, err);
+            cr_assert_eq(rc, CB_OK, "store_insert_case(cost) returned %d: %s", rc, err);
+        }
+        CaseRecord f = {.run_id = run, .scheme = schemes[s], .variant = "", .task = "cost_fit", .context = 0,
+                        .train_ctx = 128, .seed = 1, .status = "ok", .wall_seconds = NAN, .cpu_seconds = NAN,
+                        .peak_rss = -1, .param_bytes = -1, .act_bytes = -1, .pe_state_bytes = -1};
+        MetricRecord m[] = {
+            {.name = "time_exponent", .value = 1.0 + s, .lo = 0.95 + s, .hi = 1.05 + s, .count = 4, .unit = ""},
+            {.name = "memory_exponent", .value = 1.0, .lo = 0.9, .hi = 1.1, .count = 4, .unit = ""},
+            {.name = "train_time_exponent", .value = 1.0 + s, .lo = NAN, .hi = NAN, .count = 2, .unit = ""},
+        };
+        int rc = store_insert_case(st, &f, m, 3, NULL, 0, &id, err);
+        cr_assert_eq(rc, CB_OK, "store_insert_case(cost_fit) returned %d: %s", rc, err);
+    }
 }
 
 /* Run 1 (older, small) and run 2 (the latest: everything the queries and reports look for).
@@ -198,7 +244,7 @@ static int cmp_str(const void *a, const void *b) {
 
 Test(report, every_example_query_answers_its_question_on_the_fixture) {
     Store *st = open_rw();
-    build_fixture(st, 1);
+    add_cost_cases(st, build_fixture(st, 1));
     store_close(st);
 
     const char *src = getenv("CB_SOURCE_DIR");
@@ -271,6 +317,80 @@ Test(report, the_growth_query_names_the_quadratic_scheme_only) {
     cr_expect_eq(rows, 1, "want one scheme, got %d", rows);
     sqlite3_finalize(s);
     sqlite3_close(db);
+}
+
+/* Runs results/queries/<file> on the fixture database: its rows as "a|b|c\n" lines (NULL as
+   "NULL", reals as %.4f), which the caller frees. */
+static char *query_file_rows(const char *file) {
+    const char *src = getenv("CB_SOURCE_DIR");
+    cr_assert_not_null(src, "CB_SOURCE_DIR is not set (ctest sets it)");
+    char path[1024], sql[8192];
+    snprintf(path, sizeof path, "%s/results/queries/%s", src, file);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot read %s", path);
+    sql[fread(sql, 1, sizeof sql - 1, f)] = 0;
+    fclose(f);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s: %s", file, sqlite3_errmsg(db));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        for (int c = 0; c < sqlite3_column_count(s); c++) {
+            int t = sqlite3_column_type(s, c);
+            if (c) fputc('|', out);
+            if (t == SQLITE_NULL) fputs("NULL", out);
+            else if (t == SQLITE_FLOAT) fprintf(out, "%.4f", sqlite3_column_double(s, c));
+            else fputs((const char *)sqlite3_column_text(s, c), out);
+        }
+        fputc('\n', out);
+    }
+    fclose(out);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return buf;
+}
+
+Test(report, the_16x_query_gives_the_seed_interval_or_the_single_seeds_bootstrap) {
+    Store *st = open_rw();
+    build_fixture(st, 0);
+    store_close(st);
+    char *rows = query_file_rows("bpb_at_16x_with_interval.sql");
+    /* columns: scheme|variant|train_ctx|context|mode|stride|seeds|bpb|bpb_lo|bpb_hi|interval|status */
+    /* alibi: 2.734 and 2.754, t(0.975, 1) = 12.706 times 0.01 */
+    const char *want[] = {
+        "alibi||128|2048|nonoverlap|2048|2|2.7340|2.6069|2.8611|across seeds|ok\n",
+        /* nope: seed 2 failed, seed 1's bootstrap interval */
+        "nope||128|2048|nonoverlap|2048|1|3.5100|3.4900|3.5300|bootstrap over windows|ok,failed\n",
+        "rope||128|2048|nonoverlap|2048|2|4.4500|4.3229|4.5771|across seeds|ok\n",
+        "learned||128|2048|NULL|NULL|NULL|NULL|NULL|NULL|NULL|unsupported\n",
+    };
+    char expect[1024] = "";
+    for (size_t i = 0; i < 4; i++) strcat(expect, want[i]);
+    cr_expect_str_eq(rows, expect, "rows:\n%s", rows);
+    free(rows);
+}
+
+Test(report, the_entropy_and_passkey_grid_queries_read_their_curves) {
+    Store *st = open_rw();
+    build_fixture(st, 1);
+    store_close(st);
+    char *rows = query_file_rows("attention_entropy_by_bucket.sql");
+    /* rope at 2048 (its largest context), two seeds: buckets 0, 128, ..., 1024 in both layers */
+    cr_expect(strstr(rows, "rope||128|2048|0|0|0.0000|2.0000|2\n"), "rows:\n%s", rows);
+    cr_expect(strstr(rows, "rope||128|2048|1|1024|8.0000|4.2500|2\n"), "rows:\n%s", rows);
+    /* learned only succeeded at 128 */
+    cr_expect(strstr(rows, "learned||128|128|0|0|0.0000|2.0000|2\n"), "rows:\n%s", rows);
+    free(rows);
+    rows = query_file_rows("passkey_accuracy_by_length_and_depth.sql");
+    /* alibi (skill 0.4): depth 0.5 (the second depth, + 0.1) at 2048 = 0.4 * 1024 / 2048 + 0.1 */
+    cr_expect(strstr(rows, "alibi||128|2048|16.0000|0.5000|0.3000|2\n"), "rows:\n%s", rows);
+    int lines = 0;
+    for (const char *p = rows; *p; p++) lines += *p == '\n';
+    cr_expect_eq(lines, 3 * 3 * 3, "3 schemes x 3 lengths x 3 depths, got %d rows:\n%s", lines, rows);
+    free(rows);
 }
 
 /* ---- report formats --------------------------------------------------------------------------- */

@@ -185,7 +185,8 @@ Test(store, a_run_round_trips_every_value_through_the_database) {
                                  {"train_loss", 200, 1.75}};
     ModelRecord m = {.run_id = run, .scheme = "rope(base=10000)", .scheme_canon = "rope",
                      .key = "k-rope-1", .model_json = "{\"layers\":2}", .train_json = "{\"steps\":400}",
-                     .corpus_source = "builtin:prose", .corpus_sha256 = "feed", .seed = 42,
+                     .corpus_source = "file:corpora/fortunes", .corpus_sha256 = "feed",
+                     .corpus_path = "/srv/corpora/fortunes", .corpus_bytes = 2643146, .seed = 42,
                      .train_ctx = 128, .n_params = 105000, .final_loss = 1.125,
                      .train_seconds = 12.5, .cpu_seconds = 24.75, .bytes_per_second = 65536.5,
                      .peak_rss = 123456789, .status = "ok", .error = NULL, .weights = weights,
@@ -265,15 +266,15 @@ Test(store, a_run_round_trips_every_value_through_the_database) {
 
     s = raw_row(db, "SELECT run_id, scheme, scheme_canon, model_key, model_json, train_json,"
                     " corpus_source, corpus_sha256, seed, train_ctx, n_params, final_loss,"
-                    " train_seconds, cpu_seconds, bytes_per_second, peak_rss, status, error, weights"
-                    " FROM models");
+                    " train_seconds, cpu_seconds, bytes_per_second, peak_rss, status, error, weights,"
+                    " corpus_path, corpus_bytes FROM models");
     expect_int(s, 0, run);
     expect_text(s, 1, "rope(base=10000)");
     expect_text(s, 2, "rope");
     expect_text(s, 3, "k-rope-1");
     expect_text(s, 4, "{\"layers\":2}");
     expect_text(s, 5, "{\"steps\":400}");
-    expect_text(s, 6, "builtin:prose");
+    expect_text(s, 6, "file:corpora/fortunes");
     expect_text(s, 7, "feed");
     expect_int(s, 8, 42);
     expect_int(s, 9, 128);
@@ -290,6 +291,8 @@ Test(store, a_run_round_trips_every_value_through_the_database) {
     cr_expect(nblob == (int)sizeof weights &&
               memcmp(sqlite3_column_blob(s, 18), weights, sizeof weights) == 0,
               "weights blob differs from what was written");
+    expect_text(s, 19, "/srv/corpora/fortunes");
+    expect_int(s, 20, 2643146);
     sqlite3_finalize(s);
 
     cr_expect_eq(raw_int(db, "SELECT count(*) FROM curves WHERE model_id IS NOT NULL"), 3);
@@ -545,7 +548,9 @@ Test(store, store_query_refuses_statements_that_write) {
     cr_expect_str_eq(csv, "n\n1\n", "metrics table: %s", csv);
     free(csv);
     csv = query(st, "PRAGMA user_version", 1);
-    cr_expect_str_eq(csv, "user_version\n2\n", "user_version: %s", csv);
+    char want_version[64];
+    snprintf(want_version, sizeof want_version, "user_version\n%d\n", STORE_SCHEMA_VERSION);
+    cr_expect_str_eq(csv, want_version, "user_version: %s", csv);
     free(csv);
     store_close(st);
 }
@@ -784,7 +789,41 @@ Test(store, a_version_1_database_is_migrated_forward_and_keeps_its_rows) {
     Store *st = open_rw();
     char *csv = query(st, "SELECT (SELECT user_version FROM pragma_user_version) AS v, count(*) AS runs, "
                           "(SELECT count(*) FROM sqlite_schema WHERE name = 'v_seed_groups') AS view FROM runs", 1);
-    cr_expect_str_eq(csv, "v,runs,view\n2,1,1\n", "after migration: %s", csv);
+    char want[64];
+    snprintf(want, sizeof want, "v,runs,view\n%d,1,1\n", STORE_SCHEMA_VERSION);
+    cr_expect_str_eq(csv, want, "after migration: %s", csv);
+    free(csv);
+    store_close(st);
+}
+
+Test(store, a_version_2_database_gains_the_corpus_path_and_size_and_keeps_its_models) {
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    extern const char *const store_migrations[];
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(sqlite3_exec(db, store_migrations[k], NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 2; INSERT INTO runs (suite_name) VALUES ('old');"
+                                  "INSERT INTO models (run_id, scheme, corpus_source, corpus_sha256)"
+                                  " VALUES (1, 'rope', 'builtin:prose', 'c0ffee')", NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    Store *st = open_rw();
+    char *csv = query(st, "SELECT (SELECT user_version FROM pragma_user_version) AS v, scheme, corpus_sha256,"
+                          " corpus_path IS NULL AS no_path, corpus_bytes IS NULL AS no_size FROM models", 1);
+    cr_expect_str_eq(csv, "v,scheme,corpus_sha256,no_path,no_size\n3,rope,c0ffee,1,1\n", "after migration: %s", csv);
+    free(csv);
+    /* a new model of the migrated file stores both; a built-in corpus has no path */
+    int64_t id = add_model(st, 1, "alibi", "k-alibi");
+    ModelRecord m = {.run_id = 1, .scheme = "nope", .key = "k-nope", .corpus_source = "file:x",
+                     .corpus_path = "/abs/x", .corpus_bytes = 4096, .status = "ok"};
+    int64_t id2 = 0;
+    char err[CB_ERR_LEN] = "";
+    cr_assert_eq(store_insert_model(st, &m, NULL, 0, &id2, err), CB_OK, "%s", err);
+    csv = query(st, "SELECT id, corpus_path, corpus_bytes FROM models WHERE id > 1 ORDER BY id", 1);
+    char want[128];
+    snprintf(want, sizeof want, "id,corpus_path,corpus_bytes\n%lld,,\n%lld,/abs/x,4096\n", (long long)id,
+             (long long)id2);
+    cr_expect_str_eq(csv, want, "new models: %s", csv);
     free(csv);
     store_close(st);
 }

@@ -154,9 +154,10 @@ Test(suite, a_geometric_range_stops_at_the_last_value_not_above_the_end) {
 }
 
 Test(suite, the_shipped_suites_load) {
-    const char *names[] = {"suites/quick.ini", "suites/smoke.ini", "suites/rope-extension.ini", "suites/passkey.ini"};
+    const char *names[] = {"suites/quick.ini", "suites/smoke.ini", "suites/rope-extension.ini", "suites/passkey.ini",
+                           "suites/cost.ini", "suites/fortunes.ini"};
     const char *dir = getenv("CB_SOURCE_DIR");
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
         char path[1024], err[CB_ERR_LEN] = "";
         snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : ".", names[i]);
         Suite s;
@@ -184,6 +185,12 @@ Test(suite, the_shipped_suites_load) {
             cr_expect_str_eq(s.name, "smoke");
             cr_expect_eq(ne, 4, "smoke: %zu experiments", ne);
             cr_expect_eq(nc, 12, "smoke: %zu cases", nc);
+        } else if (i == 4) {
+            /* Every trained scheme at 128 (the training context) and 512..131072, and a fit each. */
+            cr_expect_eq(ne, 12, "cost: %zu experiments", ne);
+            cr_expect_eq(nc, 12 * 11, "cost: %zu cases", nc);
+            cr_expect_eq(c[nc - 2].context, 131072, "cost: last context %d", c[nc - 2].context);
+            cr_expect_str_eq(c[nc - 1].task, "cost_fit");
         }
         free(e);
         free(c);

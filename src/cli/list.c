@@ -26,5 +26,10 @@ int cmd_list(int argc, char **argv) {
     printf("\ntasks:\n  %-12s non-overlapping windows: bits per byte, perplexity, ratio to the training\n"
            "  %-12s context, and loss by position bucket [0,L), [L,2L), [2L,4L), ...\n",
            "perplexity", "");
+    printf("  %-12s exact-match retrieval of a key hidden at given depths of filler text\n", "passkey");
+    printf("  %-12s time of one forward pass (and, up to [cost] train_limit, one training step): median,\n"
+           "  %-12s min, max of [cost] repeats runs, GFLOP/s, peak memory; then the fitted growth\n"
+           "  %-12s exponents of time and memory in n (the cost_fit case of each scheme)\n",
+           "cost", "", "");
     return CB_EXIT_OK;
 }

@@ -240,6 +240,12 @@ int corpus_load(Corpus *c, const char *source, size_t eval_bytes, char *err) {
         free(buf);
         return rc;
     }
+    if (src.kind == SRC_FILE && !(c->path = realpath(src.path, NULL))) {
+        rc = errno == ENOMEM ? cb_error(err, CB_ENOMEM, "corpus '%s': out of memory", source)
+                             : cb_error(err, CB_EIO, "corpus file '%s': %s", src.path, strerror(errno));
+        free(buf);
+        return rc;
+    }
     snprintf(c->source, sizeof c->source, "%s", source);
     c->bytes = buf;
     c->n = n;
@@ -251,6 +257,7 @@ int corpus_load(Corpus *c, const char *source, size_t eval_bytes, char *err) {
 void corpus_free(Corpus *c) {
     if (!c) return;
     free(c->bytes);
+    free(c->path);
     memset(c, 0, sizeof *c);
 }
 

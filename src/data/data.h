@@ -20,6 +20,8 @@
 
 typedef struct {
     char source[512];  /* the source string as given */
+    char *path;        /* file: sources: the file or directory as an absolute path (owned); NULL for
+                          built-in corpora */
     uint8_t *bytes;    /* (n) owned */
     size_t n;
     size_t train_n;    /* [0, train_n) trains; [train_n, n) is held out */
@@ -28,7 +30,8 @@ typedef struct {
 
 /* Loads or generates the corpus and splits off the last eval_bytes as held out.
    Errors (CB_EINPUT, CB_EIO): unknown source kind, missing file, empty directory, a corpus too
-   small for eval_bytes plus a training part at least as large. */
+   small for eval_bytes plus a training part at least as large. c->n is the corpus size in bytes
+   (of a directory: its text files, binary and linked ones skipped). */
 int corpus_load(Corpus *c, const char *source, size_t eval_bytes, char *err);
 void corpus_free(Corpus *c); /* no-op on zeroed */
 

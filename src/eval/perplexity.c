@@ -1,4 +1,5 @@
-/* perplexity.c — non-overlapping perplexity with loss by position bucket (see eval.h). */
+/* perplexity.c — perplexity with loss by position bucket, and the attention entropy by position
+   bucket measured on some of its windows (see eval.h). */
 #include "eval/eval.h"
 
 #include <math.h>
@@ -40,9 +41,29 @@ void eval_bootstrap_mean(const double *x, int k, int resamples, uint64_t seed, d
     free(means);
 }
 
-int eval_perplexity_sliding(Model *m, const uint8_t *heldout, size_t E, int n, int S, PplResult *r,
-                            char *err) {
+void eval_entropy_free(EntropyResult *e) {
+    if (!e) return;
+    free(e->nats);
+    e->nats = NULL;
+}
+
+/* Adds window `buf` (L, NH, n) of per-query entropies to sums (L, n_buckets). */
+static void entropy_accumulate(const float *buf, int L, int NH, int n, const PplResult *r, double *sums) {
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < NH; h++) {
+            const float *e = buf + ((size_t)l * NH + h) * (size_t)n;
+            for (int b = 0; b < r->n_buckets; b++) {
+                double s = 0.0;
+                for (int t = r->bucket_lo[b]; t < r->bucket_hi[b]; t++) s += e[t];
+                sums[(size_t)l * r->n_buckets + b] += s;
+            }
+        }
+}
+
+int eval_perplexity_entropy(Model *m, const uint8_t *heldout, size_t E, int n, int S, int max_windows,
+                            PplResult *r, EntropyResult *ent, char *err) {
     memset(r, 0, sizeof *r);
+    if (ent) memset(ent, 0, sizeof *ent);
     if (S < 1 || S > n)
         return cb_error(err, CB_EINPUT, "perplexity: stride %d outside 1..%d", S, n);
     if (n < 1 || E < (size_t)n + 1)
@@ -58,13 +79,38 @@ int eval_perplexity_sliding(Model *m, const uint8_t *heldout, size_t E, int n, i
         return cb_error(err, CB_ENOMEM, "perplexity: out of memory");
     }
     r->n_buckets = eval_position_buckets(n, m->cfg.train_ctx, r->bucket_lo, r->bucket_hi);
+    /* Entropy on K windows spaced evenly: window floor(k * windows / K) for k = 0..K-1. */
+    int K = ent ? (max_windows > 0 && max_windows < windows ? max_windows : windows) : 0, k_next = 0;
+    int NL = m->cfg.n_layer, NH = m->cfg.n_head;
+    float *ebuf = NULL;
+    float *saved_entropy = m->eval_entropy;
+    if (K) {
+        ebuf = malloc(sizeof(float) * (size_t)NL * NH * (size_t)n);
+        ent->nats = calloc((size_t)NL * r->n_buckets, sizeof *ent->nats);
+        if (!ebuf || !ent->nats) {
+            free(ebuf);
+            free(losses);
+            free(per_window);
+            eval_entropy_free(ent);
+            return cb_error(err, CB_ENOMEM, "perplexity: out of memory for the attention entropy");
+        }
+        ent->n_layer = NL;
+        ent->n_buckets = r->n_buckets;
+    }
     double bucket_nats[EVAL_MAX_BUCKETS] = {0};
     double total = 0.0;
     int first = n - S; /* the scored positions of every window: [n - S, n) */
     for (int w = 0; w < windows; w++) {
         const uint8_t *in = heldout + (size_t)w * S;
+        int measure = k_next < K && w == (int)((long long)k_next * windows / K);
+        m->eval_entropy = measure ? ebuf : saved_entropy;
         rc = model_eval_window(m, in, in + 1, n, losses, NULL, err);
+        m->eval_entropy = saved_entropy;
         if (rc) break;
+        if (measure) {
+            entropy_accumulate(ebuf, NL, NH, n, r, ent->nats);
+            k_next++;
+        }
         double wsum = 0.0;
         for (int b = 0; b < r->n_buckets; b++) {
             int lo = r->bucket_lo[b] > first ? r->bucket_lo[b] : first;
@@ -78,9 +124,19 @@ int eval_perplexity_sliding(Model *m, const uint8_t *heldout, size_t E, int n, i
         total += wsum;
     }
     free(losses);
+    free(ebuf);
     if (rc) {
         free(per_window);
         return rc;
+    }
+    if (K) {
+        ent->windows = K;
+        for (int l = 0; l < NL; l++)
+            for (int b = 0; b < r->n_buckets; b++) {
+                double queries = (double)K * NH * (r->bucket_hi[b] - r->bucket_lo[b]);
+                double *x = &ent->nats[(size_t)l * r->n_buckets + b];
+                *x = queries > 0 ? *x / queries : NAN;
+            }
     }
     r->windows = windows;
     r->stride = S;
@@ -94,6 +150,11 @@ int eval_perplexity_sliding(Model *m, const uint8_t *heldout, size_t E, int n, i
     for (int b = 0; b < r->n_buckets; b++)
         r->bucket_bpb[b] = r->bucket_count[b] ? bucket_nats[b] / (double)r->bucket_count[b] / M_LN2 : NAN;
     return CB_OK;
+}
+
+int eval_perplexity_sliding(Model *m, const uint8_t *heldout, size_t E, int n, int S, PplResult *r,
+                            char *err) {
+    return eval_perplexity_entropy(m, heldout, E, n, S, 0, r, NULL, err);
 }
 
 int eval_perplexity(Model *m, const uint8_t *heldout, size_t E, int n, PplResult *r, char *err) {

@@ -17,6 +17,7 @@
 #include "eval/passkey.h"
 #include "core/progress.h"
 #include "harness/child.h"
+#include "harness/cost.h"
 #include "store/store.h"
 
 /* ---- work done in the children ---- */
@@ -103,10 +104,17 @@ typedef struct {
     const Case *c;
     const Suite *s;
     uint64_t seed;
+    const TrainConfig *train; /* the model's: the cost task times a training step with it */
 } EvalArg;
 
+/* Windows of the non-overlapping evaluation the attention entropy is measured on (evenly spaced):
+   enough for a stable mean per bucket, and a bounded cost at every context. */
+#define RUNNER_ENTROPY_WINDOWS 8
+
 /* Perplexity at context n: one set of metrics per stride n / k of the suite, the non-overlapping
-   one (k = 1) first with its loss by position bucket. */
+   one (k = 1) first with its loss by position bucket and diagnostics: the attention entropy by
+   position bucket per layer (curves "attention_entropy:layer=l") and, for rotary schemes, the
+   metric rope_unseen_angle_share. */
 static int eval_perplexity_task(Model *m, const EvalArg *arg, int n, ChildMsg *msg, char *err) {
     const Corpus *c = arg->corpus;
     int divs[SUITE_MAX_LIST + 1], nd = 0;
@@ -116,8 +124,13 @@ static int eval_perplexity_task(Model *m, const EvalArg *arg, int n, ChildMsg *m
     for (int i = 0; i < nd; i++) {
         int S = n / divs[i];
         PplResult r;
-        int rc = eval_perplexity_sliding(m, c->bytes + c->train_n, c->n - c->train_n, n, S, &r, err);
-        if (rc) return rc;
+        EntropyResult ent = {0};
+        int rc = eval_perplexity_entropy(m, c->bytes + c->train_n, c->n - c->train_n, n, S, RUNNER_ENTROPY_WINDOWS,
+                                         &r, i == 0 ? &ent : NULL, err);
+        if (rc) {
+            eval_entropy_free(&ent);
+            return rc;
+        }
         const char *mode = S == n ? "nonoverlap" : "sliding";
         if (i == 0) msg_status(msg, "ok", NULL);
         msg_metric_interval(msg, "bpb", r.bpb, r.bpb_lo, r.bpb_hi, (int64_t)r.count, "bits/byte", mode, S);
@@ -125,9 +138,20 @@ static int eval_perplexity_task(Model *m, const EvalArg *arg, int n, ChildMsg *m
                             mode, S);
         msg_metric(msg, "nats", r.nats, (int64_t)r.count, "nats/byte", mode, S);
         msg_metric(msg, "windows", r.windows, r.windows, "", mode, S);
-        if (i == 0)
+        if (i == 0) {
             for (int b = 0; b < r.n_buckets; b++)
                 if (r.bucket_count[b]) msg_curve(msg, "loss_by_bucket", r.bucket_lo[b], r.bucket_bpb[b]);
+            for (int l = 0; l < ent.n_layer; l++) {
+                char name[48]; /* fits the 31 characters a curve name keeps: at most 64 layers */
+                snprintf(name, sizeof name, "attention_entropy:layer=%d", l);
+                for (int b = 0; b < ent.n_buckets; b++)
+                    msg_curve(msg, name, r.bucket_lo[b], ent.nats[(size_t)l * ent.n_buckets + b]);
+            }
+            int pairs;
+            double unseen = pe_unseen_angle_share(&m->pe, n, &pairs);
+            if (isfinite(unseen)) msg_metric(msg, "rope_unseen_angle_share", unseen, pairs, "", NULL, 0);
+        }
+        eval_entropy_free(&ent);
     }
     return CB_OK;
 }
@@ -150,6 +174,22 @@ static int eval_passkey_task(Model *m, const EvalArg *arg, int n, uint64_t seed,
     }
     msg_metric(msg, "passkey_acc", mean, (int64_t)s->n_passkey_depths * s->passkey_trials, "", NULL, 0);
     return CB_OK;
+}
+
+/* Cost at context n: the forward timed over the first n + 1 held-out bytes and, up to the suite's
+   train_limit, a training step too (not for an eval-time variant: it is never trained). */
+static int eval_cost_task(Model *m, const EvalArg *arg, int n, ChildMsg *msg, char *err) {
+    const Suite *s = arg->s;
+    CostOptions o = {.repeats = s->cost_repeats, .warmup = s->cost_warmup, .budget = s->cost_budget};
+    int train = !arg->c->variant[0] && n <= s->cost_train_limit;
+    ChildMsg out = {0};
+    int rc = cost_measure(m, &o, arg->train, arg->corpus->bytes + arg->corpus->train_n, n, train, &out, err);
+    if (rc == CB_OK) {
+        msg_status(msg, "ok", NULL);
+        msg_printf(msg, "%.*s", (int)out.len, out.buf);
+    }
+    free(out.buf);
+    return rc;
 }
 
 static int eval_work(void *argp, ChildMsg *msg) {
@@ -176,6 +216,8 @@ static int eval_work(void *argp, ChildMsg *msg) {
     if (!strcmp(arg->c->task, "passkey")) {
         rc = eval_passkey_task(&m, arg, n, arg->seed, &out, err);
         if (rc == CB_EINPUT) rc = CB_EUNSUPPORTED; /* a context too short for an episode */
+    } else if (!strcmp(arg->c->task, "cost")) {
+        rc = eval_cost_task(&m, arg, n, &out, err);
     } else {
         rc = eval_perplexity_task(&m, arg, n, &out, err);
     }
@@ -224,53 +266,71 @@ static void config_json(const Experiment *e, char *model, size_t mn, char *train
 }
 
 /* One cell of the summary table: a row is one model evaluated with one spec. */
+typedef enum { CELL_PERPLEXITY, CELL_PASSKEY, CELL_COST, CELL_COST_FIT } CellKind;
+
 typedef struct {
     char label[80];
     int train_ctx;
     int context;
     char status[32];
-    double bpb;
-    int perplexity; /* the summary table shows perplexity cases only */
+    double bpb;    /* the cell's value: bpb, passkey accuracy, median seconds, or the time exponent */
+    CellKind kind; /* each table shows one kind; a cost row ends with its CELL_COST_FIT exponent */
 } Cell;
 
-/* The table of one task: bits per byte (perplexity = 1) or passkey accuracy (perplexity = 0). */
-static void print_summary(FILE *out, const Cell *cells, size_t n_cells, const int *ctxs, int n_ctxs, int perplexity) {
+static CellKind cell_kind(const char *task) {
+    return !strcmp(task, "passkey") ? CELL_PASSKEY : !strcmp(task, "cost") ? CELL_COST
+           : !strcmp(task, "cost_fit") ? CELL_COST_FIT : CELL_PERPLEXITY;
+}
+
+/* The time exponent fitted for a row of the cost table, NaN if none. */
+static double row_exponent(const Cell *cells, size_t n_cells, const char *label) {
+    for (size_t i = 0; i < n_cells; i++)
+        if (cells[i].kind == CELL_COST_FIT && !strcmp(cells[i].label, label) && !strcmp(cells[i].status, "ok"))
+            return cells[i].bpb;
+    return NAN;
+}
+
+/* The table of one task: bits per byte, passkey accuracy or forward time. */
+static void print_summary(FILE *out, const Cell *cells, size_t n_cells, const int *ctxs, int n_ctxs, CellKind kind) {
     int any = 0;
-    for (size_t i = 0; i < n_cells; i++) any |= cells[i].perplexity == perplexity;
+    for (size_t i = 0; i < n_cells; i++) any |= cells[i].kind == kind;
     if (!any) return;
-    if (perplexity)
+    if (kind == CELL_PERPLEXITY)
         fprintf(out, "\nbits per byte on held-out text (lower is better); ratio = largest context / training context\n");
-    else
+    else if (kind == CELL_PASSKEY)
         fprintf(out, "\npasskey accuracy, mean over depths (higher is better); ratio = largest context / training context\n");
+    else
+        fprintf(out, "\nevaluation forward time in seconds, median of the repetitions; exponent = b of the fit time ~ n^b\n");
     int width = 10;
     for (size_t i = 0; i < n_cells; i++)
         if ((int)strlen(cells[i].label) > width) width = (int)strlen(cells[i].label);
     fprintf(out, "%-*s", width, "scheme");
     for (int k = 0; k < n_ctxs; k++) fprintf(out, " %9d", ctxs[k]);
-    fprintf(out, " %9s\n", "ratio");
+    fprintf(out, " %9s\n", kind == CELL_COST ? "exponent" : "ratio");
     for (size_t r = 0; r < n_cells; r++) {
-        if (cells[r].perplexity != perplexity) continue;
+        if (cells[r].kind != kind) continue;
         int first = 1;
         for (size_t i = 0; i < r && first; i++)
-            first = cells[i].perplexity != perplexity || strcmp(cells[i].label, cells[r].label) != 0;
+            first = cells[i].kind != kind || strcmp(cells[i].label, cells[r].label) != 0;
         if (!first) continue;
         fprintf(out, "%-*s", width, cells[r].label);
         double at_train = NAN, at_last = NAN;
         for (int k = 0; k < n_ctxs; k++) {
             const Cell *hit = NULL;
             for (size_t i = r; i < n_cells; i++)
-                if (cells[i].perplexity == perplexity && !strcmp(cells[i].label, cells[r].label) &&
-                    cells[i].context == ctxs[k])
+                if (cells[i].kind == kind && !strcmp(cells[i].label, cells[r].label) && cells[i].context == ctxs[k])
                     hit = &cells[i];
             if (!hit) fprintf(out, " %9s", "");
             else if (!strcmp(hit->status, "ok")) {
-                if (isfinite(hit->bpb)) fprintf(out, " %9.3f", hit->bpb);
+                if (isfinite(hit->bpb)) fprintf(out, kind == CELL_COST ? " %9.4g" : " %9.3f", hit->bpb);
                 else fprintf(out, " %9s", "-"); /* e.g. a resumed passkey case: its value is in the database */
                 if (ctxs[k] == hit->train_ctx) at_train = hit->bpb;
                 if (k == n_ctxs - 1) at_last = hit->bpb;
             } else fprintf(out, " %9s", !strcmp(hit->status, "unsupported") ? "unsup" : hit->status);
         }
-        if (isfinite(at_train) && isfinite(at_last) && at_train != 0) fprintf(out, " %9.2f\n", at_last / at_train);
+        double last = kind == CELL_COST ? row_exponent(cells, n_cells, cells[r].label)
+                      : isfinite(at_train) && isfinite(at_last) && at_train != 0 ? at_last / at_train : NAN;
+        if (isfinite(last)) fprintf(out, " %9.2f\n", last);
         else fprintf(out, " %9s\n", "-");
     }
 }
@@ -309,6 +369,12 @@ static double metric_value(const ChildResult *r, const char *name) {
     for (size_t i = 0; i < r->n_metrics; i++)
         if (!strcmp(r->metrics[i].name, name)) return r->metrics[i].value;
     return NAN;
+}
+
+/* The value of a case in the summary table, NaN if it has none. */
+static double cell_value(const Case *c, const ChildResult *r) {
+    static const char *const shown[] = {"bpb", "passkey_acc", "eval_seconds", "time_exponent"};
+    return metric_value(r, shown[cell_kind(c->task)]);
 }
 
 /* Everything one run carries from experiment to experiment. */
@@ -378,13 +444,53 @@ static void add_case(RunState *R, const Experiment *ex, const Case *c, const cha
     else
         snprintf(cell->label, sizeof cell->label, "%.79s", spec);
     cell->train_ctx = ex->model.train_ctx;
-    cell->perplexity = !strcmp(c->task, "perplexity");
+    cell->kind = cell_kind(c->task);
     cell->context = c->context;
     cell->bpb = bpb;
     snprintf(cell->status, sizeof cell->status, "%s", status);
-    int seen = 0;
+    int seen = cell->kind == CELL_COST_FIT; /* its context 0 is no column */
     for (int k = 0; k < R->n_ctxs; k++) seen |= R->ctxs[k] == c->context;
     if (!seen && R->n_ctxs < SUITE_MAX_LIST * 2) R->ctxs[R->n_ctxs++] = c->context;
+}
+
+/* One line on the log for a finished case: its value, time and memory, or its status and reason. */
+static void log_case(RunState *R, const Experiment *ex, const Case *c, const ChildResult *cr) {
+    FILE *log = R->o->log;
+    double bpb = metric_value(cr, "bpb");
+    const char *spec = c->variant[0] ? c->variant : ex->scheme;
+    char word[48];
+    const char *status = progress_status(&R->progress, cr->status, word, sizeof word);
+    if (!strcmp(cr->status, "ok") && !strcmp(c->task, "passkey"))
+        fprintf(log, "[case %zu/%zu] %-24s %-10s n=%-7d %s  accuracy %.2f  %.2fs  %.1f MiB\n",
+                R->n_cells, R->n_cases, spec, c->task, c->context, status, metric_value(cr, "passkey_acc"),
+                cr->wall_seconds, (double)cr->peak_rss / 1048576.0);
+    else if (!strcmp(cr->status, "ok") && !strcmp(c->task, "cost")) {
+        char train[48] = "";
+        if (isfinite(metric_value(cr, "train_step_seconds")))
+            snprintf(train, sizeof train, "  train step %.4gs", metric_value(cr, "train_step_seconds"));
+        fprintf(log, "[case %zu/%zu] %-24s %-10s n=%-7d %s  forward %.4gs%s  %.2fs  %.1f MiB\n", R->n_cells,
+                R->n_cases, spec, c->task, c->context, status, metric_value(cr, "eval_seconds"), train,
+                cr->wall_seconds, (double)cr->peak_rss / 1048576.0);
+    } else if (!strcmp(cr->status, "ok") && !strcmp(c->task, "cost_fit")) {
+        static const char *const fits[3][2] = {
+            {"time_exponent", "time"}, {"memory_exponent", "memory"}, {"train_time_exponent", "train step"}};
+        char text[160] = "";
+        for (int f = 0, used = 0; f < 3; f++)
+            if (isfinite(metric_value(cr, fits[f][0])))
+                used += snprintf(text + used, sizeof text - (size_t)used, "  %s ~ n^%.2f", fits[f][1],
+                                 metric_value(cr, fits[f][0]));
+        fprintf(log, "[case %zu/%zu] %-24s %-10s %-9s %s%s\n", R->n_cells, R->n_cases, spec, c->task, "",
+                status, text);
+    } else if (!strcmp(cr->status, "ok"))
+        fprintf(log, "[case %zu/%zu] %-24s %-10s n=%-7d %s  %.4f bits/byte  %.2fs  %.1f MiB\n",
+                R->n_cells, R->n_cases, spec, c->task, c->context, status, bpb, cr->wall_seconds,
+                (double)cr->peak_rss / 1048576.0);
+    else if (!strcmp(c->task, "cost_fit"))
+        fprintf(log, "[case %zu/%zu] %-24s %-10s %-9s %s: %s\n", R->n_cells, R->n_cases, spec, c->task,
+                "", status, cr->error);
+    else
+        fprintf(log, "[case %zu/%zu] %-24s %-10s n=%-7d %s: %s\n", R->n_cells, R->n_cases, spec,
+                c->task, c->context, status, cr->error);
 }
 
 /* Trains experiment e (or takes its model from the resumed run) and evaluates its missing cases.
@@ -433,7 +539,8 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
         ModelRecord mr = {
             .run_id = sum->run_id, .scheme = ex->scheme, .scheme_canon = canon, .key = key,
             .model_json = model_json, .train_json = train_json, .corpus_source = R->corpus->source,
-            .corpus_sha256 = R->corpus->sha256, .seed = ex->seed, .train_ctx = ex->model.train_ctx,
+            .corpus_sha256 = R->corpus->sha256, .corpus_path = R->corpus->path,
+            .corpus_bytes = (int64_t)R->corpus->n, .seed = ex->seed, .train_ctx = ex->model.train_ctx,
             .n_params = (int64_t)child_scalar(&tr, "n_params", 0),
             .final_loss = child_scalar(&tr, "final_loss", NAN),
             .train_seconds = child_scalar(&tr, "train_seconds", tr.wall_seconds),
@@ -477,8 +584,12 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
             continue;
         }
         ChildResult cr;
-        if (trained) {
-            EvalArg ea = {tr.blob, tr.blob_size, R->corpus, c, R->s, ex->seed};
+        if (trained && !strcmp(c->task, "cost_fit")) {
+            /* From the stored cost cases (some may come from before a resume), not in a child. */
+            rc = cost_fit(R->st, sum->run_id, model_id, stored_variant(c), &cr, err);
+            if (rc) break;
+        } else if (trained) {
+            EvalArg ea = {tr.blob, tr.blob_size, R->corpus, c, R->s, ex->seed, &ex->train};
             progress_show(&R->progress, 1, "%.24s n=%d: evaluating %s", c->variant[0] ? c->variant : ex->scheme,
                           c->context, c->task);
             rc = child_run_limited(eval_work, &ea, R->threads, &R->lim, &cr, err);
@@ -502,24 +613,9 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
             child_result_free(&cr);
             break;
         }
-        add_case(R, ex, c, cr.status, !strcmp(c->task, "passkey") ? metric_value(&cr, "passkey_acc") : bpb);
+        add_case(R, ex, c, cr.status, cell_value(c, &cr));
         progress_clear(&R->progress);
-        if (o->log) {
-            const char *spec = c->variant[0] ? c->variant : ex->scheme;
-            char word[48];
-            const char *status = progress_status(&R->progress, cr.status, word, sizeof word);
-            if (!strcmp(cr.status, "ok") && !strcmp(c->task, "passkey"))
-                fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d %s  accuracy %.2f  %.2fs  %.1f MiB\n",
-                        R->n_cells, R->n_cases, spec, c->task, c->context, status, metric_value(&cr, "passkey_acc"),
-                        cr.wall_seconds, (double)cr.peak_rss / 1048576.0);
-            else if (!strcmp(cr.status, "ok"))
-                fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d %s  %.4f bits/byte  %.2fs  %.1f MiB\n",
-                        R->n_cells, R->n_cases, spec, c->task, c->context, status, bpb, cr.wall_seconds,
-                        (double)cr.peak_rss / 1048576.0);
-            else
-                fprintf(o->log, "[case %zu/%zu] %-24s %-10s n=%-7d %s: %s\n", R->n_cells, R->n_cases, spec,
-                        c->task, c->context, status, cr.error);
-        }
+        if (o->log) log_case(R, ex, c, &cr);
         child_result_free(&cr);
         if (child_stop_signal()) sum->interrupted = child_stop_signal();
     }
@@ -652,8 +748,9 @@ int runner_run(const Suite *s, const RunOptions *o, RunSummary *sum, char *err) 
         }
     progress_clear(&R.progress);
     if (rc == CB_OK && !sum->interrupted && o->summary) {
-        print_summary(o->summary, R.cells, R.n_cells, R.ctxs, R.n_ctxs, 1);
-        print_summary(o->summary, R.cells, R.n_cells, R.ctxs, R.n_ctxs, 0);
+        print_summary(o->summary, R.cells, R.n_cells, R.ctxs, R.n_ctxs, CELL_PERPLEXITY);
+        print_summary(o->summary, R.cells, R.n_cells, R.ctxs, R.n_ctxs, CELL_PASSKEY);
+        print_summary(o->summary, R.cells, R.n_cells, R.ctxs, R.n_ctxs, CELL_COST);
     }
     {
         char err2[CB_ERR_LEN];

@@ -95,6 +95,14 @@ static const KeyDef keys[] = {
     {"limits", "memory", V_SIZE, 1, (1ULL << 24), 0, 0, 0, 0, NULL, F(memory_limit_mb), 0},
     /* `ctxbench compare` / `nightly`: relative change past which a metric is flagged. */
     {"compare", "threshold", V_REAL, 0, 0, 0.0, 10.0, 1, 0, "(0, 10]", F(compare_threshold), 0},
+    /* The task "cost": timed repetitions, warm-up runs before them, and the largest context at
+       which a training step is timed (0 = never; a training step keeps (NH, n, n) scores). */
+    {"cost", "repeats", V_INT, 1, 100, 0, 0, 0, 0, NULL, F(cost_repeats), 0},
+    {"cost", "warmup", V_INT, 0, 10, 0, 0, 0, 0, NULL, F(cost_warmup), 0},
+    {"cost", "train_limit", V_INT, 0, CB_MAX_CONTEXT, 0, 0, 0, 0, NULL, F(cost_train_limit), 0},
+    /* Seconds a case's timed runs may use before it stops repeating (after at least one run);
+       0 = always `repeats`. Keeps the largest contexts to one run each. */
+    {"cost", "budget", V_REAL, 0, 0, 0.0, 86400.0, 0, 0, "[0, 86400]", F(cost_budget), 0},
 };
 #undef INTS
 #undef DBLS
@@ -102,8 +110,10 @@ static const KeyDef keys[] = {
 
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
-static const char *const sections[] = {"suite", "corpus", "model", "train", "eval", "limits", "compare", NULL};
-static const char *const task_names[] = {"perplexity", "passkey", NULL};
+static const char *const sections[] = {"suite", "corpus", "model", "train", "eval", "limits", "compare", "cost",
+                                       NULL};
+/* "cost_fit" is not among them: suite_expand adds it after "cost". */
+static const char *const task_names[] = {"perplexity", "passkey", "cost", NULL};
 
 static int key_index(const char *section, const char *key) {
     for (int i = 0; i < N_KEYS; i++)
@@ -374,7 +384,7 @@ static int check_value(Parser *P, int k, int line, char *v) {
             int known = 0;
             for (const char *const *t = task_names; *t; t++)
                 if (strcmp(*t, items[i]) == 0) known = 1;
-            if (!known) return fail_key(P, line, k, "unknown task '%s' (known: perplexity, passkey)", items[i]);
+            if (!known) return fail_key(P, line, k, "unknown task '%s' (known: perplexity, passkey, cost)", items[i]);
             for (int j = 0; j < i; j++)
                 if (strcmp(s->tasks[j], items[i]) == 0)
                     return fail_key(P, line, k, "'%s' is listed twice", items[i]);
@@ -470,7 +480,8 @@ static char *read_line(char *str, int num, void *stream) {
         char name[64];
         trim_copy(name, sizeof name, s + 1, (size_t)(e - s - 1));
         if (!is_section(name)) {
-            fail_line(P, "[%s]: unknown section (expected suite, corpus, model, train, eval, limits or compare)", name);
+            fail_line(P, "[%s]: unknown section (expected suite, corpus, model, train, eval, limits, compare or cost)",
+                      name);
             return NULL;
         }
         P->in_key = 0;
@@ -497,8 +508,8 @@ static int on_value(void *user, const char *section, const char *name, const cha
     char sec[64];
     trim_copy(sec, sizeof sec, section, strlen(section));
     if (!*sec) {
-        fail_line(P, "%s: key outside any section (put it under [suite], [corpus], [model], [train], [eval] "
-                  "or [limits])", name);
+        fail_line(P, "%s: key outside any section (put it under [suite], [corpus], [model], [train], [eval], "
+                  "[limits], [compare] or [cost])", name);
         return 0;
     }
     int k = key_index(sec, name);
@@ -642,6 +653,10 @@ int suite_load_string(Suite *s, const char *path, const char *text, char *err) {
         return cb_error(err, CB_EINPUT, "suite path is longer than %zu characters", sizeof s->path - 1);
     snprintf(s->path, sizeof s->path, "%s", path);
 
+    /* Defaults set before parsing where 0 is a valid value to write. */
+    s->cost_repeats = 5;
+    s->cost_warmup = 1;
+    s->cost_train_limit = 8192;
     Parser P = {.s = s, .path = s->path, .p = text, .end = text + strlen(text), .err = err, .pend = -1};
     int r = ini_parse_stream(read_line, &P, on_value, &P);
     if (!P.rc && r == -2) P.rc = cb_error(err, CB_ENOMEM, "%s: out of memory", P.path);
@@ -757,11 +772,14 @@ int suite_expand(const Suite *s, Experiment **exps, size_t *n_exps, Case **cases
        on how many evaluation specs share its scheme; every (training context, scheme group) pair
        heads ne / (n_train_ctx * n_groups) experiments. */
     size_t nc = 0, per_pair = ne / ((size_t)s->n_train_ctx * (size_t)n_groups);
+    int has_cost = 0; /* the task "cost" adds one "cost_fit" case per evaluation spec */
+    for (int t = 0; t < s->n_tasks; t++) has_cost |= !strcmp(s->tasks[t], "cost");
     for (int i = 0; i < s->n_train_ctx; i++) {
         int has_l = 0;
         for (int j = 0; j < s->n_contexts; j++) has_l |= ctx[j] == s->train_ctx[i];
         for (int gi = 0; gi < n_groups; gi++) {
-            size_t per = (size_t)s->n_tasks * (size_t)(s->n_contexts + !has_l) * (size_t)groups[gi].n_evals, group;
+            size_t per = ((size_t)s->n_tasks * (size_t)(s->n_contexts + !has_l) + (size_t)has_cost) *
+                         (size_t)groups[gi].n_evals, group;
             if (size_mul(per, per_pair, &group) || group > SUITE_MAX_CASES - nc)
                 return cb_error(err, CB_EINPUT, "%s: the grid has more than %zu cases", s->path, (size_t)SUITE_MAX_CASES);
             nc += group;
@@ -828,6 +846,13 @@ int suite_expand(const Suite *s, Experiment **exps, size_t *n_exps, Case **cases
                     snprintf(k->task, sizeof k->task, "%s", s->tasks[t]);
                     k->context = i < 0 ? L : ctx[i];
                 }
+                if (strcmp(s->tasks[t], "cost")) continue;
+                /* The growth exponents of the cost cases just listed: no context of its own. */
+                Case *k = &(*cases)[c++];
+                memset(k, 0, sizeof *k);
+                k->experiment = (int)e;
+                snprintf(k->variant, sizeof k->variant, "%s", variant);
+                snprintf(k->task, sizeof k->task, "cost_fit");
             }
         }
     }

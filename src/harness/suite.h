@@ -9,11 +9,12 @@
  *   [model]   layers, d_model, heads, mlp_ratio            (each may be a list)
  *   [train]   context, steps, batch, lr, warmup, min_lr_ratio, weight_decay, grad_clip,
  *             beta1, beta2                                    (each may be a list)
- *   [eval]    contexts (list), schemes (list of spec strings), tasks (list: perplexity, passkey),
+ *   [eval]    contexts (list), schemes (list of spec strings), tasks (list: perplexity, passkey, cost),
  *             stride_divisors (list k: perplexity stride n/k, 1 = non-overlapping),
  *             passkey_depths (list in [0, 1]), passkey_trials
  *   [train]   ... passkey_share (share of training windows that are passkey episodes)
  *   [limits]  time (wall seconds, a number > 0), memory (MiB): per child process, absent = none
+ *   [cost]    repeats, warmup, train_limit: timings of the task "cost" (see harness/cost.h)
  *
  * Integer lists accept ranges: "A-B" (step 1), "A-B+K" (step add K), "A-B*K" (multiply by K).
  * A long list continues on indented lines. In a scheme list an item "k=v" continues the spec
@@ -76,6 +77,13 @@ typedef struct {
     double time_limit;       /* wall-clock seconds */
     size_t memory_limit_mb;  /* MiB of address space the child may add (see runner.h) */
     double compare_threshold; /* [compare] threshold: relative change flagged by compare; 0 = unset */
+
+    /* [cost], for the task "cost": timed repetitions after warm-up runs, and the largest context
+       at which a training step (batch 1) is timed as well (0 = never). */
+    int cost_repeats;        /* 1..100, default 5 */
+    int cost_warmup;         /* 0..10, default 1 */
+    int cost_train_limit;    /* 0..CB_MAX_CONTEXT, default 8192 */
+    double cost_budget;      /* seconds of timed runs per phase before repeating stops; 0 = none */
 } Suite;
 
 /* One model to train: a point of the model/train grid, a scheme and a seed. Specs naming an
@@ -103,7 +111,9 @@ int suite_load_string(Suite *s, const char *path, const char *text, char *err);
 void suite_free(Suite *s);
 
 /* Expands the grid. Experiments vary slowest; within one, tasks then contexts ascending, with the
-   training context always included first so ratios to it can be computed. Caller frees both.
+   training context always included first so ratios to it can be computed. The task "cost" is
+   followed by one case of task "cost_fit" (context 0) that fits its growth exponents over the cost
+   cases before it (same experiment and variant). Caller frees both.
    Experiment order, outermost first: layers, d_model, heads, mlp_ratio, context, steps, batch,
    warmup, lr, min_lr_ratio, weight_decay, grad_clip, beta1, beta2, scheme, seed (seeds of one
    configuration sit next to each other). Grids past SUITE_MAX_EXPERIMENTS / SUITE_MAX_CASES are

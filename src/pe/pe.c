@@ -5,6 +5,7 @@
 #include "pe/pe.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -237,6 +238,19 @@ size_t pe_param_count(const PeModel *pe) {
 
 size_t pe_state_bytes(const PeModel *pe, int n) {
     return pe->scheme && pe->scheme->state_bytes ? pe->scheme->state_bytes(pe, n) : 0;
+}
+
+double pe_rotary_unseen_share(const double *theta, const double *reach, int np, double P) {
+    if (np < 1) return NAN;
+    int out = 0;
+    for (int t = 0; t < np; t++)
+        if (P * theta[t] < 2.0 * M_PI && reach[t] >= (P + 1.0) * theta[t]) out++;
+    return (double)out / np;
+}
+
+double pe_unseen_angle_share(const PeModel *pe, int n, int *pairs) {
+    if (pairs) *pairs = 0;
+    return pe->scheme && pe->scheme->unseen_angle_share ? pe->scheme->unseen_angle_share(pe, n, pairs) : NAN;
 }
 
 const char *pe_opt(const PeSpec *spec, const char *key) {

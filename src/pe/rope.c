@@ -337,12 +337,36 @@ static int rope_inspect(const PeModel *pe, const PeInspectArgs *args, FILE *out,
     return ferror(out) ? cb_error(err, CB_EIO, "rope: writing the inspect output failed") : CB_OK;
 }
 
+/* Pair t trained at positions 0..P (P = L - 1, or N - 1 with randomized=N) with frequency
+   inv_freq[t]; at context n it reaches max(d_ord inv_eff[t], d_alt inv_freq[t]), the ordinary
+   branch at the variant's frequencies and the alternative one at the plain frequencies. */
+static double rope_unseen_angle_share(const PeModel *pe, int n, int *pairs) {
+    const RopeState *st = pe->state;
+    int np = st->d_rot / 2;
+    if (pairs) *pairs = np;
+    double *inv = malloc(2 * (size_t)np * sizeof *inv);
+    if (!inv) return NAN;
+    double *reach = inv + np, d_ord, d_alt;
+    RopeFreqInfo info;
+    rope_variant_freqs(st, n, inv, &info);
+    rope_variant_max_rel(st, n, &d_ord, &d_alt);
+    for (int t = 0; t < np; t++) {
+        double a = d_ord * inv[t], b = d_alt * st->inv_freq[t];
+        reach[t] = a > b ? a : b;
+    }
+    double P = (st->randomized ? st->randomized : st->train_ctx) - 1.0;
+    double share = pe_rotary_unseen_share(st->inv_freq, reach, np, P);
+    free(inv);
+    return share;
+}
+
 #define ROPE_HOOKS                                                                         \
     .name = "rope", .summary = "rotary position embedding: q and k rotated by position-dependent angles", \
     .paper = "Su et al. 2021, arXiv:2104.09864", .init = rope_init, .destroy = rope_destroy,  \
     .canonical = rope_canonical, .prepare = rope_prepare, .state_bytes = rope_state_bytes,    \
     .qk_forward = rope_qk_forward, .qk_backward = rope_qk_backward,                          \
-    .train_positions = rope_train_positions, .inspect = rope_inspect
+    .train_positions = rope_train_positions, .inspect = rope_inspect,                        \
+    .unseen_angle_share = rope_unseen_angle_share
 
 const PeScheme pe_rope = {ROPE_HOOKS};
 

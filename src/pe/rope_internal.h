@@ -96,6 +96,11 @@ double rope_variant_alt_angle(const RopeState *st);
    masked (the alt_row hook). */
 void rope_variant_alt_row(const RopeState *st, int i, int *alt_end, int *mask_lo, int *mask_hi);
 
+/* The largest effective relative position at context n over every query i < n and unmasked key
+   j <= i: *d_ord for the ordinary branch (n - 1 without an alternative branch), *d_alt for the
+   alternative one in positions of the plain frequencies (alt_angle applied; 0 without one). */
+void rope_variant_max_rel(const RopeState *st, int n, double *d_ord, double *d_alt);
+
 /* Canonical name of the variant kind ("yarn"), "" for none. */
 const char *rope_variant_name(RopeVariantKind kind);
 

@@ -296,3 +296,26 @@ void rope_variant_alt_row(const RopeState *st, int i, int *alt_end, int *mask_lo
         return;
     }
 }
+
+void rope_variant_max_rel(const RopeState *st, int n, double *d_ord, double *d_alt) {
+    *d_ord = n > 1 ? n - 1 : 0;
+    *d_alt = 0.0;
+    if (!rope_variant_has_alt(&st->var)) return;
+    /* ak_pos is non-decreasing in j for every variant (j / G, 0, j), so key 0 is the farthest of a
+       query's alternative keys; the nearest ordinary key is alt_end, or the mask's end. */
+    double angle = rope_variant_alt_angle(st), aq, ak0;
+    rope_variant_alt_pos(st, 0, &aq, &ak0);
+    *d_ord = 0.0;
+    for (int i = 0; i < n; i++) {
+        int alt_end, mask_lo, mask_hi;
+        rope_variant_alt_row(st, i, &alt_end, &mask_lo, &mask_hi);
+        if (alt_end > 0) {
+            double ak;
+            rope_variant_alt_pos(st, i, &aq, &ak);
+            double r = (aq - ak0) * angle;
+            if (r > *d_alt) *d_alt = r;
+        }
+        int j0 = alt_end >= mask_lo && alt_end < mask_hi ? mask_hi : alt_end;
+        if (j0 <= i && i - j0 > *d_ord) *d_ord = i - j0;
+    }
+}

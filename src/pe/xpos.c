@@ -217,6 +217,20 @@ static int xpos_inspect(const PeModel *pe, const PeInspectArgs *args, FILE *out,
     return ferror(out) ? cb_error(err, CB_EIO, "xpos: writing the inspect output failed") : CB_OK;
 }
 
+/* The rotation is plain RoPE's at positions 0..L-1 in training and 0..n-1 at evaluation (the decay
+   does not change the angles). */
+static double xpos_unseen_angle_share(const PeModel *pe, int n, int *pairs) {
+    const XposState *st = pe->state;
+    if (pairs) *pairs = st->np;
+    double *reach = malloc((size_t)st->np * sizeof *reach);
+    if (!reach) return NAN;
+    double d = n > 1 ? n - 1 : 0;
+    for (int t = 0; t < st->np; t++) reach[t] = d * st->inv_freq[t];
+    double share = pe_rotary_unseen_share(st->inv_freq, reach, st->np, pe->dims.train_ctx - 1.0);
+    free(reach);
+    return share;
+}
+
 const PeScheme pe_xpos = {
     .name = "xpos",
     .summary = "interleaved RoPE with a per-frequency exponential decay in distance (q scaled up, k down)",
@@ -229,4 +243,5 @@ const PeScheme pe_xpos = {
     .qk_forward = xpos_qk_forward,
     .qk_backward = xpos_qk_backward,
     .inspect = xpos_inspect,
+    .unseen_angle_share = xpos_unseen_angle_share,
 };

@@ -172,9 +172,16 @@ static const char schema_v2[] =
     "           WHEN 18 THEN 2.101 WHEN 19 THEN 2.093 WHEN 20 THEN 2.086 ELSE 1.960 + 2.5 / (seeds - 1) END)\n"
     "        * sqrt(max(ss, 0) / (seeds - 1) / seeds) END AS half FROM g);\n";
 
+/* Version 3: where the training corpus was read from (the absolute path of a file: source, NULL
+   for a built-in corpus) and its size in bytes, next to its source string and hash. */
+static const char schema_v3[] =
+    "ALTER TABLE models ADD COLUMN corpus_path TEXT;\n"
+    "ALTER TABLE models ADD COLUMN corpus_bytes INTEGER;\n";
+
 const char *const store_migrations[] = {
     schema_v1,
     schema_v2,
+    schema_v3,
 };
 
 const int store_n_migrations = (int)(sizeof store_migrations / sizeof store_migrations[0]);

@@ -136,6 +136,12 @@ static void bind_i64(sqlite3_stmt *s, int i, int64_t v, int *rc) {
     if (*rc == SQLITE_OK) *rc = sqlite3_bind_int64(s, i, v);
 }
 
+/* A size that was not measured (negative) is stored as NULL. */
+static void bind_size(sqlite3_stmt *s, int i, int64_t v, int *rc) {
+    if (*rc != SQLITE_OK) return;
+    *rc = v < 0 ? sqlite3_bind_null(s, i) : sqlite3_bind_int64(s, i, v);
+}
+
 /* A NaN (no value, no interval) is stored as NULL. */
 static void bind_real(sqlite3_stmt *s, int i, double v, int *rc) {
     if (*rc != SQLITE_OK) return;
@@ -338,9 +344,9 @@ int store_open(Store **out, const char *path, int readonly, char *err) {
     if ((status = prepare_cached(st, &st->ins_model,
             "INSERT INTO models (run_id, scheme, scheme_canon, model_key, model_json, train_json,"
             " corpus_source, corpus_sha256, seed, train_ctx, n_params, final_loss, train_seconds,"
-            " cpu_seconds, bytes_per_second, peak_rss, status, error, weights)"
+            " cpu_seconds, bytes_per_second, peak_rss, status, error, weights, corpus_path, corpus_bytes)"
             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-            " ?18, ?19)", err)))
+            " ?18, ?19, ?20, ?21)", err)))
         goto fail;
     if ((status = prepare_cached(st, &st->ins_case,
             "INSERT INTO cases (run_id, model_id, scheme, variant, task, context, train_ctx, seed,"
@@ -535,6 +541,9 @@ int store_insert_model(Store *st, const ModelRecord *m, const CurveRecord *curve
     if (rc == SQLITE_OK)
         rc = m->weights ? sqlite3_bind_blob64(s, 19, m->weights, m->weights_size, SQLITE_STATIC)
                         : sqlite3_bind_null(s, 19);
+    bind_text(s, 20, m->corpus_path, &rc);
+    if (rc == SQLITE_OK)
+        rc = m->corpus_bytes > 0 ? sqlite3_bind_int64(s, 21, m->corpus_bytes) : sqlite3_bind_null(s, 21);
     char what[192];
     snprintf(what, sizeof what, "inserting model %s", m->scheme ? m->scheme : "(null)");
     if ((status = step_done(st, s, rc, what, err))) goto fail;
@@ -568,10 +577,10 @@ int store_insert_case(Store *st, const CaseRecord *c, const MetricRecord *metric
     bind_text(s, 10, c->error, &rc);
     bind_real(s, 11, c->wall_seconds, &rc);
     bind_real(s, 12, c->cpu_seconds, &rc);
-    bind_i64(s, 13, c->peak_rss, &rc);
-    bind_i64(s, 14, c->param_bytes, &rc);
-    bind_i64(s, 15, c->act_bytes, &rc);
-    bind_i64(s, 16, c->pe_state_bytes, &rc);
+    bind_size(s, 13, c->peak_rss, &rc);
+    bind_size(s, 14, c->param_bytes, &rc);
+    bind_size(s, 15, c->act_bytes, &rc);
+    bind_size(s, 16, c->pe_state_bytes, &rc);
     char what[256];
     snprintf(what, sizeof what, "inserting case %s%s%s %s n=%d",
              c->scheme ? c->scheme : "(null)", c->variant && *c->variant ? "/" : "",
@@ -1047,6 +1056,35 @@ int store_run_cases(Store *st, int64_t run_id, StoredCase **cases, size_t *n, ch
         *cases = NULL;
         *n = 0;
     }
+    return status;
+}
+
+int store_metric_by_context(Store *st, int64_t run_id, int64_t model_id, const char *variant, const char *task,
+                            const char *name, double *x, double *y, int max, int *n, char *err) {
+    *n = 0;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db,
+            "SELECT c.context, (SELECT value FROM metrics WHERE case_id = c.id AND name = ?5 ORDER BY id LIMIT 1) AS v"
+            " FROM cases c WHERE c.run_id = ?1 AND c.model_id = ?2 AND c.variant = ?3 AND c.task = ?4"
+            " AND c.status = 'ok' AND v IS NOT NULL ORDER BY c.context, c.id", -1, &s, NULL) != SQLITE_OK)
+        return db_error(st, err, "reading a metric by context");
+    int rc = SQLITE_OK;
+    bind_i64(s, 1, run_id, &rc);
+    bind_i64(s, 2, model_id, &rc);
+    bind_text(s, 3, variant, &rc);
+    bind_text(s, 4, task, &rc);
+    bind_text(s, 5, name, &rc);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return db_error(st, err, "reading a metric by context");
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
+        x[*n] = sqlite3_column_double(s, 0);
+        y[*n] = sqlite3_column_double(s, 1);
+        (*n)++;
+    }
+    int status = rc == SQLITE_ROW || rc == SQLITE_DONE ? CB_OK : db_error(st, err, "reading a metric by context");
+    sqlite3_finalize(s);
     return status;
 }
 

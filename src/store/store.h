@@ -15,7 +15,7 @@
 
 #include "core/core.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct Store Store;
 
@@ -45,6 +45,8 @@ typedef struct {
     const char *train_json;   /* training config */
     const char *corpus_source;
     const char *corpus_sha256;
+    const char *corpus_path;  /* absolute path of a file: corpus, NULL for a built-in one */
+    int64_t corpus_bytes;     /* corpus size in bytes; <= 0 = unknown (NULL) */
     uint64_t seed;
     int train_ctx;
     int64_t n_params;
@@ -72,7 +74,7 @@ typedef struct {
     const char *error;        /* reason, NULL if ok */
     double wall_seconds;
     double cpu_seconds;
-    int64_t peak_rss;         /* bytes */
+    int64_t peak_rss;         /* bytes; this and the three below: negative = not measured (NULL) */
     int64_t param_bytes;
     int64_t act_bytes;
     int64_t pe_state_bytes;
@@ -175,6 +177,12 @@ typedef struct {
 /* Every case of run run_id that has a model, in insertion order. *cases is malloc'd (NULL when
    there are none); the caller frees it. */
 int store_run_cases(Store *st, int64_t run_id, StoredCase **cases, size_t *n, char *err);
+
+/* The first metric `name` of each ok case of run run_id, model model_id, variant (as stored, "" for
+   none) and task that has it, as points (context, value) ascending by context: up to max of them
+   into x and y, their number in *n. */
+int store_metric_by_context(Store *st, int64_t run_id, int64_t model_id, const char *variant, const char *task,
+                            const char *name, double *x, double *y, int max, int *n, char *err);
 
 /* A model of one run, found by its reuse key. */
 typedef struct {
