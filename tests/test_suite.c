@@ -155,7 +155,7 @@ Test(suite, a_geometric_range_stops_at_the_last_value_not_above_the_end) {
 
 Test(suite, the_shipped_suites_load) {
     const char *names[] = {"suites/quick.ini", "suites/smoke.ini", "suites/rope-extension.ini", "suites/passkey.ini",
-                           "suites/cost.ini", "suites/fortunes.ini"};
+                           "suites/cost.ini", "suites/fortunes.ini", "suites/nightly.ini"};
     const char *dir = getenv("CB_SOURCE_DIR");
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
         char path[1024], err[CB_ERR_LEN] = "";
@@ -191,6 +191,11 @@ Test(suite, the_shipped_suites_load) {
             cr_expect_eq(nc, 12 * 11, "cost: %zu cases", nc);
             cr_expect_eq(c[nc - 2].context, 131072, "cost: last context %d", c[nc - 2].context);
             cr_expect_str_eq(c[nc - 1].task, "cost_fit");
+        } else if (i == 6) {
+            /* Every trained scheme x 3 seeds, each at L = 512 ... 32L for perplexity and passkey. */
+            cr_expect_eq(ne, 12 * 3, "nightly: %zu experiments", ne);
+            cr_expect_eq(nc, 12 * 3 * 6 * 2, "nightly: %zu cases", nc);
+            cr_expect_eq(s.n_stride_divisors, 2, "nightly: %d stride divisors", s.n_stride_divisors);
         }
         free(e);
         free(c);
