@@ -411,6 +411,7 @@ Test(model, checkpoint_round_trip_gives_identical_losses) {
     model_eval_window(&m, x, x + 1, T, l1, NULL, err);
     model_eval_window(&r, x, x + 1, T, l2, NULL, err);
     cr_assert(!memcmp(l1, l2, sizeof l1), "losses differ after a checkpoint round trip");
+    model_free(&r);
     blob[0] = 'X';
     cr_assert_eq(model_load(&r, blob, size, NULL, err), CB_EINPUT, "a corrupt checkpoint was accepted");
     free(blob);

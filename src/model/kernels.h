@@ -79,9 +79,9 @@ void attention_eval_naive(float *out, float *entropy, float *scratch, const floa
                           const float *qkv_alt, const PeModel *pe, int layer, int n, int C, int NH);
 /* The exponential of the hot loops, inline so loops over it vectorise: 2^k * p(r) with a
    degree-6 Taylor polynomial on |r| <= ln2/2 (relative error ~2e-7); exactly 0 below -87 and
-   for -inf (masked keys); e^88 for anything above 88. */
+   for -inf (masked keys); e^88 for anything above 88; NaN for NaN (a diverging model must show). */
 static inline float cb_exp(float x) {
-    float xc = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float xc = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x == x ? x : 0.0f;
     float k = (xc * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest */
     float r = xc - k * 0.693145752f - k * 1.42860677e-6f;
     float p = 1.0f / 720.0f;
@@ -95,7 +95,7 @@ static inline float cb_exp(float x) {
         int i;
         float f;
     } two = {.i = ((int)k + 127) << 23};
-    return x < -87.0f ? 0.0f : p * two.f;
+    return x < -87.0f ? 0.0f : x == x ? p * two.f : x;
 }
 /* cb_exp as a function, for tests. */
 float attention_exp(float x);
