@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "support/sql_fixture.h"
 
 static char tmpdir[256];
 
@@ -85,16 +86,6 @@ static void read_text(const char *tag, char *buf, size_t n) {
     size_t got = f ? fread(buf, 1, n - 1, f) : 0;
     buf[got] = '\0';
     if (f) fclose(f);
-}
-
-static long long scalar(sqlite3 *h, const char *sql) {
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(h));
-    int rc = sqlite3_step(st);
-    cr_assert_eq(rc, SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(h));
-    long long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 Test(concurrency, two_runs_write_one_database_while_a_third_process_queries_it_and_no_row_is_lost) {

@@ -15,6 +15,7 @@
 #include "harness/cost.h"
 #include "harness/runner.h"
 #include "harness/suite.h"
+#include "support/sql_fixture.h"
 
 static char tmpdir[256];
 
@@ -177,21 +178,6 @@ Test(cost, a_cost_task_adds_one_fit_case_after_the_cost_cases_of_each_spec) {
 }
 
 /* ---- a tiny cost suite end to end ------------------------------------------------------------ */
-
-static sqlite3 *open_db(const char *path) {
-    sqlite3 *db;
-    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK, "cannot open %s", path);
-    return db;
-}
-
-static long long scalar(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s returned no row", sql);
-    long long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
 
 #define ONE(db, sql, want) \
     do { \

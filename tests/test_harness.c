@@ -14,6 +14,7 @@
 #include "harness/child.h"
 #include "harness/runner.h"
 #include "harness/suite.h"
+#include "support/sql_fixture.h"
 
 static char tmpdir[256];
 
@@ -43,21 +44,6 @@ static void run_suite(const char *db, RunSummary *sum) {
     RunOptions o = {.db_path = db, .threads = 2};
     cr_assert_eq(runner_run(&s, &o, sum, err), CB_OK, "%s", err);
     suite_free(&s);
-}
-
-static sqlite3 *open_db(const char *path) {
-    sqlite3 *db;
-    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK, "cannot open %s", path);
-    return db;
-}
-
-static long long scalar(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s returned no row", sql);
-    long long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 Test(harness, a_tiny_suite_stores_every_case_with_unsupported_rows_where_they_apply) {
