@@ -15,19 +15,7 @@
 #include "harness/runner.h"
 #include "harness/suite.h"
 #include "support/sql_fixture.h"
-
-static char tmpdir[256];
-
-static void make_tmpdir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cb-harness-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd)) {}
-}
+#include "support/tmpdir_fixture.h"
 
 TestSuite(harness, .init = make_tmpdir, .fini = remove_tmpdir);
 

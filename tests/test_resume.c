@@ -24,19 +24,7 @@
 
 #include "core/core.h"
 #include "model/model.h"
-
-static char tmpdir[256];
-
-static void make_tmpdir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cb-resume-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd)) {}
-}
+#include "support/tmpdir_fixture.h"
 
 TestSuite(resume, .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 900);
 
