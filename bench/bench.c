@@ -11,6 +11,10 @@
  * run of suite "bench".
  *
  * usage: bench [--quick] [--db FILE]
+ *        bench train [--scheme S] [--layers L] [--d-model C] [--heads NH] [--context T] [--batch B]
+ *                    [--steps N] [--warmup-steps W] [--threads N]
+ * The train mode times N training steps (after W untimed ones) of one model and prints one line of
+ * key=value pairs (tokens_per_s among them): bench/vs_pytorch.sh compares it with PyTorch.
  */
 #include <cblas.h>
 #include <math.h>
@@ -83,7 +87,95 @@ static double sgemm_gflops(int threads, int size, int reps) {
     return 2.0 * size * size * (double)size / t / 1e9;
 }
 
+/* Model FLOPs of one training step: 6 per parameter per token for the GEMMs (forward 2, backward
+   4), and attention's QK^T and PV over the causal half, forward 2 x 2 and backward 2 x 4 per
+   query, key and channel, per layer. */
+static double train_step_flops(const Model *m, int B, int T) {
+    double tokens = (double)B * T;
+    return 6.0 * (double)m->n_params * tokens + 6.0 * m->cfg.n_layer * tokens * (double)T * m->cfg.d_model;
+}
+
+static int parse_int_arg(const char *flag, const char *v, int lo, int hi, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || x < lo || x > hi) {
+        fprintf(stderr, "bench: %s: '%s' is not an integer in %d..%d\n", flag, v, lo, hi);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+/* bench train ...: tokens per second of training steps of one model. */
+static int bench_train(int argc, char **argv) {
+    const char *scheme = "nope";
+    int L = 4, C = 128, NH = 4, T = 128, B = 16, steps = 20, warm = 3, threads = 2;
+    struct {
+        const char *flag;
+        int *val, lo, hi;
+    } ints[] = {{"--layers", &L, 1, 64},   {"--d-model", &C, 2, 4096},  {"--heads", &NH, 1, 256},
+                {"--context", &T, 2, 65536}, {"--batch", &B, 1, 4096},  {"--steps", &steps, 1, 100000},
+                {"--warmup-steps", &warm, 0, 100000}, {"--threads", &threads, 1, 1024}};
+    for (int i = 1; i < argc; i++) {
+        int done = 0;
+        if (!strcmp(argv[i], "--scheme") && i + 1 < argc) scheme = argv[++i], done = 1;
+        for (size_t k = 0; !done && k < sizeof ints / sizeof ints[0]; k++)
+            if (!strcmp(argv[i], ints[k].flag) && i + 1 < argc) {
+                if (parse_int_arg(ints[k].flag, argv[i + 1], ints[k].lo, ints[k].hi, ints[k].val)) return 2;
+                i++, done = 1;
+            }
+        if (!done) {
+            fprintf(stderr, "bench train: unknown or incomplete option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    set_threads(threads);
+    char err[CB_ERR_LEN];
+    ModelConfig cfg = {.n_layer = L, .d_model = C, .n_head = NH, .mlp_ratio = 4, .train_ctx = T};
+    TrainConfig tc = {.steps = warm + steps, .batch = B, .warmup = 0, .lr = 1e-3, .min_lr_ratio = 0.1,
+                      .weight_decay = 0.1, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .grad_clip = 1.0};
+    Model m;
+    if (model_build(&m, &cfg, scheme, 1, err)) {
+        fprintf(stderr, "bench train: %s\n", err);
+        return 2;
+    }
+    /* A fixed byte stream: windows of it, each step the next ones. */
+    size_t len = (size_t)1 << 20;
+    uint8_t *text = malloc(len);
+    Rng rng;
+    rng_seed(&rng, 7);
+    for (size_t i = 0; i < len; i++) text[i] = (uint8_t)(' ' + rng_next(&rng) % 95);
+    uint8_t *in = malloc((size_t)B * T), *tg = malloc((size_t)B * T);
+    double t0 = 0;
+    float loss = 0, gn;
+    for (int s = 0; s < warm + steps; s++) {
+        if (s == warm) t0 = clock_now();
+        for (int b = 0; b < B; b++) {
+            size_t at = ((size_t)(s * B + b) * 9973) % (len - (size_t)T - 1);
+            memcpy(in + (size_t)b * T, text + at, (size_t)T);
+            memcpy(tg + (size_t)b * T, text + at + 1, (size_t)T);
+        }
+        if (model_train_step(&m, in, tg, B, T, &tc, train_lr_at(&tc, s), &loss, &gn, err)) {
+            fprintf(stderr, "bench train: %s\n", err);
+            return 1;
+        }
+    }
+    double secs = clock_now() - t0;
+    double tps = (double)steps * B * T / secs;
+    printf("train scheme=%s layers=%d d_model=%d heads=%d context=%d batch=%d threads=%d steps=%d "
+           "seconds=%.4f tokens_per_s=%.1f model_gflops=%.2f final_loss=%.4f blas_core=%s\n",
+           scheme, L, C, NH, T, B, threads, steps, secs, tps,
+           train_step_flops(&m, B, T) * steps / secs / 1e9, loss, openblas_get_corename());
+    model_free(&m);
+    free(text), free(in), free(tg);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "train")) {
+        cb_flush_denormals();
+        return bench_train(argc - 1, argv + 1);
+    }
     int quick = 0;
     const char *db = NULL;
     for (int i = 1; i < argc; i++) {
@@ -166,9 +258,7 @@ int main(int argc, char **argv) {
         TIME_MEDIAN(reps, step_t[threads], model_train_step(&m, in, tg, B, T, &tc, 1e-3, &loss, &gn, err));
         if (threads == 2) {
             /* Model FLOPs: 6 per parameter per token for the GEMMs, plus attention (fwd 2, bwd 4 x T^2 C per layer per row, causal half). */
-            double tokens = (double)B * T;
-            double flops = 6.0 * (double)m.n_params * tokens + 3.0 * 2.0 * cfg.n_layer * B * (double)T * T * cfg.d_model;
-            double gf = flops / step_t[2] / 1e9;
+            double gf = train_step_flops(&m, B, T) / step_t[2] / 1e9;
             record(&sink, "rope", "train_step", T, "model_gflops", gf, "GFLOP/s");
             record(&sink, "rope", "train_step", T, "share_of_sgemm", gf / g2, "");
         }

@@ -236,6 +236,47 @@ Test(model, gradient_of_every_scheme_matches_finite_differences) {
     }
 }
 
+/* Training at two threads splits the batch into two shards of sequences with their own gradient
+   blocks, summed afterwards; one thread runs the whole batch as one. Same loss and gradients up to
+   the order of float sums, for every scheme, with an odd batch (unequal shards). */
+Test(model, batch_shards_at_two_threads_give_the_one_thread_gradients) {
+    enum { B = 3, T = 12 };
+    uint8_t in[B * T], tg[B * T];
+    random_bytes(in, B * T, 21);
+    random_bytes(tg, B * T, 22);
+    for (const PeScheme *const *s = pe_all(); *s; s++) {
+        char err[CB_ERR_LEN];
+        float *g[2] = {NULL, NULL}, loss[2];
+        size_t np = 0;
+        for (int threads = 1; threads <= 2; threads++) {
+            omp_set_num_threads(threads);
+            Model m;
+            ModelConfig cfg = tiny_config(T);
+            cr_assert_eq(model_build(&m, &cfg, (*s)->name, 31, err), CB_OK, "%s: %s", (*s)->name, err);
+            jitter_params(&m, 32);
+            cr_assert_eq(model_loss_and_grad(&m, in, tg, B, T, &loss[threads - 1], err), CB_OK, "%s: %s",
+                         (*s)->name, err);
+            cr_assert_eq(m.n_shards, threads, "%s: %d shards at %d threads", (*s)->name, m.n_shards, threads);
+            np = m.n_params;
+            g[threads - 1] = malloc(sizeof(float) * np);
+            memcpy(g[threads - 1], m.grads, sizeof(float) * np);
+            model_free(&m);
+        }
+        cr_assert(fabsf(loss[0] - loss[1]) <= 1e-6f * fabsf(loss[0]), "%s: loss %.9g at 1 thread, %.9g at 2",
+                  (*s)->name, loss[0], loss[1]);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < np; i++) {
+            double d = (double)g[0][i] - g[1][i];
+            num += d * d;
+            den += (double)g[0][i] * g[0][i];
+        }
+        cr_assert(den > 0 && num / den < 1e-10, "%s: gradients differ: squared error / squared norm = %g",
+                  (*s)->name, den > 0 ? num / den : -1.0);
+        free(g[0]), free(g[1]);
+    }
+    omp_set_num_threads(2);
+}
+
 Test(model, every_scheme_is_causal_later_bytes_leave_earlier_logits_unchanged) {
     enum { T = 24, CUT = 11 };
     for (const PeScheme *const *s = pe_all(); *s; s++) {

@@ -55,6 +55,16 @@ typedef struct {
 #undef CB_X
 } DActs;
 
+/* One shard of a training batch: sequences [b0, b0 + B) with their own activations and gradient
+   block (see Model.shards). */
+typedef struct TrainShard {
+    int b0, B;
+    float *acts, *dacts;
+    float *grads; /* (n_params): shard 0 writes the model's own block, the others their own */
+    ParamTensors g;
+    PeModel pe;   /* the model's encoding with its gradients pointed into this shard's block */
+} TrainShard;
+
 /* Sizes of every parameter tensor, in X-macro order. */
 static void param_sizes(const ModelConfig *cfg, size_t P, size_t *sizes) {
     size_t C = cfg->d_model, L = cfg->n_layer, F = (size_t)cfg->mlp_ratio * C, V = CB_VOCAB;
@@ -89,6 +99,17 @@ static int config_check(const ModelConfig *cfg, char *err) {
     if ((cfg->d_model / cfg->n_head) % 2)
         return cb_error(err, CB_EINPUT, "model: head size %d must be even", cfg->d_model / cfg->n_head);
     return CB_OK;
+}
+
+static void free_shards(Model *m) {
+    for (int k = 0; k < m->n_shards; k++) {
+        free(m->shards[k].acts);
+        free(m->shards[k].dacts);
+        if (k > 0) free(m->shards[k].grads);
+    }
+    free(m->shards);
+    m->shards = NULL;
+    m->n_shards = 0;
 }
 
 static void fill_normal(float *x, size_t n, float std, Rng *rng) {
@@ -153,8 +174,8 @@ void model_free(Model *m) {
     free(m->grads);
     free(m->adam_m);
     free(m->adam_v);
-    free(m->acts);
-    free(m->dacts);
+    free_shards(m);
+    free(m->grad_parts);
     memset(m, 0, sizeof *m);
 }
 
@@ -206,12 +227,27 @@ size_t model_eval_act_bytes(const Model *m, int n) {
     return eval_floats(m, n, omp_get_max_threads()) * sizeof(float);
 }
 
+/* Gradient norm blocks: fixed in size, so the sum is the same for every thread count. */
+#define NORM_BLOCK 4096
+
+/* Points a gradient block's tensors, and the shard's copy of the encoding at its share. */
+static void point_grads(Model *m, TrainShard *sh) {
+    size_t sizes[PT_COUNT];
+    param_sizes(&m->cfg, 0, sizes);
+    sizes[PT_pe] = pe_param_count(&m->pe);
+    point_tensors(&sh->g, sh->grads, sizes);
+    sh->pe = m->pe;
+    sh->pe.grads = m->pe.params ? sh->g.pe : NULL;
+}
+
+/* Optimizer state, and the shards for batch (B, T): one per thread, at most B. */
 static int ensure_training_buffers(Model *m, int B, int T, char *err) {
     if (!m->grads) {
         m->grads = calloc(m->n_params, sizeof(float));
         m->adam_m = calloc(m->n_params, sizeof(float));
         m->adam_v = calloc(m->n_params, sizeof(float));
-        if (!m->grads || !m->adam_m || !m->adam_v)
+        m->grad_parts = malloc((m->n_params / NORM_BLOCK + 1) * sizeof(double));
+        if (!m->grads || !m->adam_m || !m->adam_v || !m->grad_parts)
             return cb_error(err, CB_ENOMEM, "model: cannot allocate optimizer state");
         size_t sizes[PT_COUNT];
         param_sizes(&m->cfg, 0, sizes);
@@ -219,32 +255,38 @@ static int ensure_training_buffers(Model *m, int B, int T, char *err) {
         point_tensors(&m->g, m->grads, sizes);
         m->pe.grads = m->pe.params ? m->g.pe : NULL;
     }
-    if (m->acts && m->acts_B == B && m->acts_T == T) return CB_OK;
-    free(m->acts);
-    free(m->dacts);
-    m->acts_floats = acts_count(&m->cfg, B, T, 0);
-    m->dacts_floats = acts_count(&m->cfg, B, T, 1);
-    m->acts = malloc(m->acts_floats * sizeof(float));
-    m->dacts = malloc(m->dacts_floats * sizeof(float));
-    if (!m->acts || !m->dacts) {
-        free(m->acts);
-        free(m->dacts);
-        m->acts = m->dacts = NULL;
-        return cb_error(err, CB_ENOMEM, "model: cannot allocate activations for batch %d x %d", B, T);
+    int S = omp_get_max_threads() < B ? omp_get_max_threads() : B;
+    if (m->shards && m->acts_B == B && m->acts_T == T && m->n_shards == S) return CB_OK;
+    free_shards(m);
+    m->shards = calloc((size_t)S, sizeof *m->shards);
+    if (!m->shards) return cb_error(err, CB_ENOMEM, "model: out of memory");
+    m->n_shards = S;
+    for (int k = 0; k < S; k++) {
+        TrainShard *sh = &m->shards[k];
+        sh->b0 = B / S * k + (k < B % S ? k : B % S);
+        sh->B = B / S + (k < B % S);
+        sh->acts = malloc(acts_count(&m->cfg, sh->B, T, 0) * sizeof(float));
+        sh->dacts = malloc(acts_count(&m->cfg, sh->B, T, 1) * sizeof(float));
+        sh->grads = k == 0 ? m->grads : malloc(m->n_params * sizeof(float));
+        if (!sh->acts || !sh->dacts || !sh->grads) {
+            free_shards(m);
+            return cb_error(err, CB_ENOMEM, "model: cannot allocate activations for batch %d x %d", B, T);
+        }
+        point_grads(m, sh);
     }
     m->acts_B = B;
     m->acts_T = T;
     return CB_OK;
 }
 
-static void point_acts(const Model *m, Acts *a, DActs *d) {
-    size_t B = m->acts_B, T = m->acts_T, C = m->cfg.d_model, L = m->cfg.n_layer,
+static void point_acts(const Model *m, const TrainShard *sh, Acts *a, DActs *d) {
+    size_t B = sh->B, T = m->acts_T, C = m->cfg.d_model, L = m->cfg.n_layer,
            F = (size_t)m->cfg.mlp_ratio * C, NH = m->cfg.n_head, V = CB_VOCAB;
-    float *p = m->acts;
+    float *p = sh->acts;
 #define CB_X(name, count) a->name = p; p += (count);
     CB_ACT_TENSORS(CB_X)
 #undef CB_X
-    p = m->dacts;
+    p = sh->dacts;
 #define CB_X(name, count) d->name = p; p += (count);
     CB_DACT_TENSORS(CB_X)
 #undef CB_X
@@ -261,11 +303,12 @@ static void add_inplace(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-/* Training forward over (B, T); returns the mean loss in nats. */
-static float forward_train(Model *m, const Acts *a, const uint8_t *inputs, const uint8_t *targets,
-                           const int *pos) {
+/* Training forward over one shard's (B, T) (inputs, targets: its rows); returns the sum of its
+   losses in nats. */
+static double forward_train(Model *m, const TrainShard *sh, const Acts *a, const uint8_t *inputs,
+                            const uint8_t *targets, const int *pos) {
     const ModelConfig *cfg = &m->cfg;
-    int B = m->acts_B, T = m->acts_T, C = cfg->d_model, NH = cfg->n_head, L = cfg->n_layer;
+    int B = sh->B, T = m->acts_T, C = cfg->d_model, NH = cfg->n_head, L = cfg->n_layer;
     int F = cfg->mlp_ratio * C;
     size_t BT = (size_t)B * T;
     const PeScheme *sc = m->pe.scheme;
@@ -287,7 +330,7 @@ static float forward_train(Model *m, const Acts *a, const uint8_t *inputs, const
         if (sc->qk_forward)
             for (int b = 0; b < B; b++)
                 sc->qk_forward(&m->pe, l, qkv + (size_t)b * T * 3 * C, 3 * (size_t)C, pos, T);
-        attention_forward(atty, att, qkv, &m->pe, l, B, T, C, NH);
+        attention_forward(atty, att, qkv, &sh->pe, l, B, T, C, NH);
         matmul_forward(res2, atty, m->p.attprojw + (size_t)l * C * C, m->p.attprojb + l * C, BT, C, C);
         add_inplace(res2, resid, BT * C);
         layernorm_forward(ln2, a->ln2_mean + l * BT, a->ln2_rstd + l * BT, res2,
@@ -303,20 +346,22 @@ static float forward_train(Model *m, const Acts *a, const uint8_t *inputs, const
     crossentropy_forward(a->probs, a->losses, a->probs, targets, BT, CB_VOCAB);
     double sum = 0.0;
     for (size_t n = 0; n < BT; n++) sum += a->losses[n];
-    return (float)(sum / (double)BT);
+    return sum;
 }
 
-/* CB_OK, or CB_ENOMEM from an attention backward that needs scratch (a content term). */
-static int backward_train(Model *m, const Acts *a, const DActs *d, const uint8_t *inputs,
-                          const uint8_t *targets, const int *pos) {
+/* One shard's backward into its gradient block; scale: 1 / the whole batch's B T (the loss is the
+   batch mean). CB_OK, or CB_ENOMEM from an attention backward that needs scratch (a content term). */
+static int backward_train(Model *m, TrainShard *sh, const Acts *a, const DActs *d, const uint8_t *inputs,
+                          const uint8_t *targets, const int *pos, float scale) {
     const ModelConfig *cfg = &m->cfg;
-    int B = m->acts_B, T = m->acts_T, C = cfg->d_model, NH = cfg->n_head, L = cfg->n_layer;
+    int B = sh->B, T = m->acts_T, C = cfg->d_model, NH = cfg->n_head, L = cfg->n_layer;
     int F = cfg->mlp_ratio * C;
     size_t BT = (size_t)B * T;
     const PeScheme *sc = m->pe.scheme;
-    ParamTensors *g = &m->g;
+    ParamTensors *g = &sh->g;
+    PeModel *pe = &sh->pe;
 
-    crossentropy_backward(a->probs, targets, BT, CB_VOCAB, 1.0f / (float)BT);
+    crossentropy_backward(a->probs, targets, BT, CB_VOCAB, scale);
     float *dlogits = a->probs;
     matmul_backward(d->dln, 0, g->wte, NULL, dlogits, a->lnf, m->p.wte, BT, C, CB_VOCAB);
     memset(d->dres, 0, sizeof(float) * BT * C);
@@ -343,19 +388,19 @@ static int backward_train(Model *m, const Acts *a, const DActs *d, const uint8_t
         /* Attention: res2 = resid + attproj(attention(encoding(qkv(ln1(resid))))). */
         matmul_backward(d->datty, 0, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, d->dres,
                         atty, m->p.attprojw + (size_t)l * C * C, BT, C, C);
-        int rc = attention_backward(d->dqkv, d->dscores, d->datty, qkv, att, &m->pe, l, B, T, C, NH);
+        int rc = attention_backward(d->dqkv, d->dscores, d->datty, qkv, att, pe, l, B, T, C, NH);
         if (rc) return rc;
-        if (sc->bias_backward && m->pe.grads) sc->bias_backward(&m->pe, l, d->dscores, B, T);
+        if (sc->bias_backward && pe->grads) sc->bias_backward(pe, l, d->dscores, B, T);
         if (sc->qk_backward)
             for (int b = 0; b < B; b++)
-                sc->qk_backward(&m->pe, l, d->dqkv + (size_t)b * T * 3 * C, 3 * (size_t)C, pos, T);
+                sc->qk_backward(pe, l, d->dqkv + (size_t)b * T * 3 * C, 3 * (size_t)C, pos, T);
         matmul_backward(d->dln, 0, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, d->dqkv, ln1,
                         m->p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
         layernorm_backward(d->dres, g->ln1w + l * C, g->ln1b + l * C, d->dln, resid, m->p.ln1w + l * C,
                            a->ln1_mean + l * BT, a->ln1_rstd + l * BT, BT, C);
     }
     if (sc->embed_backward)
-        for (int b = 0; b < B; b++) sc->embed_backward(&m->pe, d->dres + (size_t)b * T * C, pos, T);
+        for (int b = 0; b < B; b++) sc->embed_backward(pe, d->dres + (size_t)b * T * C, pos, T);
     /* Token rows are shared between positions: accumulate serially in a fixed order. */
     for (size_t n = 0; n < BT; n++) {
         float *row = g->wte + (size_t)inputs[n] * C;
@@ -372,6 +417,20 @@ static int *plain_positions(int T) {
     return pos;
 }
 
+/* Forward and backward of shard k into its gradient block (zeroed first). */
+static int shard_step(Model *m, int k, const uint8_t *inputs, const uint8_t *targets, const int *pos,
+                      float scale, double *loss_sum) {
+    TrainShard *sh = &m->shards[k];
+    point_grads(m, sh); /* the encoding may have been prepared anew since */
+    size_t off = (size_t)sh->b0 * m->acts_T;
+    Acts a;
+    DActs d;
+    point_acts(m, sh, &a, &d);
+    memset(sh->grads, 0, sizeof(float) * m->n_params);
+    *loss_sum = forward_train(m, sh, &a, inputs + off, targets + off, pos);
+    return backward_train(m, sh, &a, &d, inputs + off, targets + off, pos, scale);
+}
+
 static int loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets, int B, int T,
                          float *loss, char *err) {
     if (T > m->pe.ctx) {
@@ -383,14 +442,32 @@ static int loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets
     int *pos = plain_positions(T);
     if (!pos) return cb_error(err, CB_ENOMEM, "model: out of memory");
     if (m->pe.scheme->train_positions) m->pe.scheme->train_positions(&m->pe, &m->pos_rng, T, pos);
-    Acts a;
-    DActs d;
-    point_acts(m, &a, &d);
-    memset(m->grads, 0, sizeof(float) * m->n_params);
-    *loss = forward_train(m, &a, inputs, targets, pos);
-    rc = backward_train(m, &a, &d, inputs, targets, pos);
+    int S = m->n_shards;
+    float scale = 1.0f / (float)((size_t)B * T);
+    double sums[S];
+    int rcs[S];
+    if (S == 1) {
+        rcs[0] = shard_step(m, 0, inputs, targets, pos, scale, &sums[0]);
+    } else {
+        /* One shard per thread; the kernels inside run serially (nested regions are inactive, and
+           OpenBLAS's OpenMP build runs single-threaded inside a parallel region). */
+#pragma omp parallel for num_threads(S) schedule(static, 1)
+        for (int k = 0; k < S; k++) rcs[k] = shard_step(m, k, inputs, targets, pos, scale, &sums[k]);
+        /* The shards' gradients summed into shard 0's (the model's) in shard order. */
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < m->n_params; i++) {
+            float gsum = m->grads[i];
+            for (int k = 1; k < S; k++) gsum += m->shards[k].grads[i];
+            m->grads[i] = gsum;
+        }
+    }
     free(pos);
-    if (rc) return cb_error(err, rc, "model: out of memory for the attention backward of %s", m->pe.scheme->name);
+    double total = 0.0;
+    for (int k = 0; k < S; k++) {
+        if (rcs[k]) return cb_error(err, rcs[k], "model: out of memory for the attention backward of %s", m->pe.scheme->name);
+        total += sums[k];
+    }
+    *loss = (float)(total / ((double)B * T));
     return CB_OK;
 }
 
@@ -445,9 +522,18 @@ int model_train_step(Model *m, const uint8_t *inputs, const uint8_t *targets, in
                      const TrainConfig *tc, double lr, float *loss, float *grad_norm, char *err) {
     int rc = loss_and_grad(m, inputs, targets, B, T, loss, err);
     if (rc) return rc;
-    /* Global gradient norm in double, serially: the same sum for every thread count. */
+    /* Global gradient norm in double, over fixed blocks summed in order: the same for every
+       thread count. */
+    size_t nb = (m->n_params + NORM_BLOCK - 1) / NORM_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < nb; b++) {
+        size_t i1 = (b + 1) * NORM_BLOCK < m->n_params ? (b + 1) * NORM_BLOCK : m->n_params;
+        double part = 0.0;
+        for (size_t i = b * NORM_BLOCK; i < i1; i++) part += (double)m->grads[i] * m->grads[i];
+        m->grad_parts[b] = part;
+    }
     double sq = 0.0;
-    for (size_t i = 0; i < m->n_params; i++) sq += (double)m->grads[i] * m->grads[i];
+    for (size_t b = 0; b < nb; b++) sq += m->grad_parts[b];
     double norm = sqrt(sq);
     if (grad_norm) *grad_norm = (float)norm;
     if (!isfinite(*loss) || !isfinite(norm))

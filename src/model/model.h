@@ -77,12 +77,12 @@ typedef struct {
     float *adam_m, *adam_v;
     int adam_t;
     Rng pos_rng; /* draws training positions for schemes that randomize them */
-    /* Training activations, sized for (B, T) on first use. */
-    float *acts;
-    size_t acts_floats;
-    int acts_B, acts_T;
-    float *dacts; /* scratch for backward */
-    size_t dacts_floats;
+    /* Training splits each batch into shards of whole sequences, one per thread: each runs its
+       forward and backward on its own thread with single-threaded GEMMs into its own gradient
+       block, and the blocks are summed in shard order. Sized for (B, T, threads) on first use. */
+    struct TrainShard *shards;
+    int n_shards, acts_B, acts_T;
+    double *grad_parts; /* partial sums of the gradient norm */
     /* Diagnostics: when set, model_eval_window writes the attention entropy in nats of every
        query, (L, NH, n) for a window of n bytes; the caller owns it and sizes it. NULL: skipped. */
     float *eval_entropy;

@@ -241,36 +241,52 @@ static void fire_rows_grad(const PeModel *pe, int layer, const float *dscores, i
     }
 }
 
+/* fire_bias_backward without memory to spare: the same blocks one at a time in the state's spare
+   buffer, so the same sums. */
+static void fire_bias_backward_spare(PeModel *pe, int layer, const float *dscores, int B, int T) {
+    const FireState *st = pe->state;
+    size_t P = st->P;
+    int nblocks = (T + FIRE_BLOCK_ROWS - 1) / FIRE_BLOCK_ROWS;
+    double *total = st->spare, *g = st->spare + P;
+    for (size_t k = 0; k < P; k++) total[k] = 0.0;
+    for (int bl = 0; bl < nblocks; bl++) {
+        int i0 = bl * FIRE_BLOCK_ROWS, i1 = i0 + FIRE_BLOCK_ROWS < T ? i0 + FIRE_BLOCK_ROWS : T;
+        for (size_t k = 0; k < P; k++) g[k] = 0.0;
+        fire_rows_grad(pe, layer, dscores, B, T, i0, i1, g, g + P);
+        for (size_t k = 0; k < P; k++) total[k] += g[k];
+    }
+    float *out = pe->grads + (size_t)layer * P;
+    for (size_t k = 0; k < P; k++) out[k] += (float)total[k];
+}
+
 static void fire_bias_backward(PeModel *pe, int layer, const float *dscores, int B, int T) {
     const FireState *st = pe->state;
     size_t P = st->P, area = P + (size_t)st->width + (size_t)pe->dims.n_head; /* partial + scratch */
     int nblocks = (T + FIRE_BLOCK_ROWS - 1) / FIRE_BLOCK_ROWS;
-    double *total = st->spare, *blocks = malloc((size_t)nblocks * area * sizeof *blocks);
+    /* The total lives after the blocks; the spare buffer only when they cannot be allocated.
+       Training shards call this concurrently: the spare path then takes turns. */
+    double *blocks = malloc(((size_t)nblocks * area + P) * sizeof *blocks);
+    if (!blocks) {
+#pragma omp critical(fire_spare)
+        fire_bias_backward_spare(pe, layer, dscores, B, T);
+        return;
+    }
+    double *total = blocks + (size_t)nblocks * area;
     for (size_t k = 0; k < P; k++) total[k] = 0.0;
-    if (blocks) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1)
 #endif
-        for (int bl = 0; bl < nblocks; bl++) {
-            double *g = blocks + (size_t)bl * area;
-            int i0 = bl * FIRE_BLOCK_ROWS, i1 = i0 + FIRE_BLOCK_ROWS < T ? i0 + FIRE_BLOCK_ROWS : T;
-            for (size_t k = 0; k < P; k++) g[k] = 0.0;
-            fire_rows_grad(pe, layer, dscores, B, T, i0, i1, g, g + P);
-        }
-        for (int bl = 0; bl < nblocks; bl++)
-            for (size_t k = 0; k < P; k++) total[k] += blocks[(size_t)bl * area + k];
-    } else { /* out of memory: the same blocks one at a time, so the same sums */
-        double *g = st->spare + P;
-        for (int bl = 0; bl < nblocks; bl++) {
-            int i0 = bl * FIRE_BLOCK_ROWS, i1 = i0 + FIRE_BLOCK_ROWS < T ? i0 + FIRE_BLOCK_ROWS : T;
-            for (size_t k = 0; k < P; k++) g[k] = 0.0;
-            fire_rows_grad(pe, layer, dscores, B, T, i0, i1, g, g + P);
-            for (size_t k = 0; k < P; k++) total[k] += g[k];
-        }
+    for (int bl = 0; bl < nblocks; bl++) {
+        double *g = blocks + (size_t)bl * area;
+        int i0 = bl * FIRE_BLOCK_ROWS, i1 = i0 + FIRE_BLOCK_ROWS < T ? i0 + FIRE_BLOCK_ROWS : T;
+        for (size_t k = 0; k < P; k++) g[k] = 0.0;
+        fire_rows_grad(pe, layer, dscores, B, T, i0, i1, g, g + P);
     }
-    free(blocks);
+    for (int bl = 0; bl < nblocks; bl++)
+        for (size_t k = 0; k < P; k++) total[k] += blocks[(size_t)bl * area + k];
     float *out = pe->grads + (size_t)layer * P;
     for (size_t k = 0; k < P; k++) out[k] += (float)total[k];
+    free(blocks);
 }
 
 static int fire_inspect(const PeModel *pe, const PeInspectArgs *args, FILE *out, char *err) {
