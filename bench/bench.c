@@ -1,14 +1,16 @@
 /*
- * bench.c — kernel benchmarks against the machine's own sgemm, measured in the same process.
+ * bench.c — kernel benchmarks against the machine's own limits, measured in the same process.
  *
- * Prints: sgemm GFLOP/s at 1 and 2 threads; attention forward (evaluation kernel) GFLOP/s at
- * n = 512 ... 16384 and backward (training kernel, which keeps n x n probabilities) up to 8192, for
- * head size 64, each as a share of sgemm; a quick-suite training step's model FLOP/s as a share of sgemm;
- * the speed-up from 1 to 2
- * threads of a training step and of a long-context evaluation; and, per scheme, the extra time of
- * its encoding over nope for a model evaluation at n = 512 and 8192. Every figure is the median of
- * repeated timings (warm-up first). With --db FILE the rows also go to the results database as a
- * run of suite "bench".
+ * Prints the BLAS kernel in use; the FP32 FMA peak of one thread and of two (a kernel of its own:
+ * the ceiling no GEMM can pass) and sgemm at 1 and 2 threads; attention forward (evaluation
+ * kernel) GFLOP/s at n = 512 ... 16384 and backward (training kernel, which keeps n x n
+ * probabilities) up to 8192, for head size 64; the training step of a 4-layer, 128-wide model
+ * (bench/vs_pytorch.sh's) in model FLOP/s, each as a share of both sgemm and the FMA peak; the
+ * speed-up from 1 to 2 threads of that training step and of a long-context evaluation; and, per
+ * scheme, the extra time of its encoding over nope for a training step and for a model evaluation
+ * at n = 512 and 8192. Every figure is the median of repeated timings (warm-up first), thread
+ * counts and schemes in interleaved rounds. With --db FILE the rows also go to the results
+ * database as a run of suite "bench".
  *
  * usage: bench [--quick] [--db FILE]
  *        bench train [--scheme S] [--layers L] [--d-model C] [--heads NH] [--context T] [--batch B]
@@ -17,6 +19,7 @@
  * key=value pairs (tokens_per_s among them): bench/vs_pytorch.sh compares it with PyTorch.
  */
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -76,6 +79,14 @@ static void record(Sink *sink, const char *scheme, const char *task, int context
     if (store_insert_case(sink->st, &c, &m, 1, NULL, 0, &id, err)) fprintf(stderr, "bench: %s\n", err);
 }
 
+/* A kernel's GFLOP/s with its share of the same run's 2-thread sgemm and FMA peak. */
+static void record_gflops(Sink *sink, const char *scheme, const char *task, int n, double gf, double sgemm2,
+                          double peak2) {
+    record(sink, scheme, task, n, "gflops", gf, "GFLOP/s");
+    record(sink, scheme, task, n, "share_of_sgemm", gf / sgemm2, "");
+    record(sink, scheme, task, n, "share_of_peak", gf / peak2, "");
+}
+
 static double sgemm_gflops(int threads, int size, int reps) {
     set_threads(threads);
     float *a = random_floats((size_t)size * size, 1), *b = random_floats((size_t)size * size, 2);
@@ -85,6 +96,69 @@ static double sgemm_gflops(int threads, int size, int reps) {
                                      b, size, 0.0f, c, size));
     free(a), free(b), free(c);
     return 2.0 * size * size * (double)size / t / 1e9;
+}
+
+/*
+ * The FP32 FMA peak: the ceiling no GEMM can pass. 16 independent chains of fused multiply-adds
+ * on the widest vectors the CPU has (chosen at run time, whatever the build's -march), enough to
+ * cover the latency of two FMA pipes; nothing touches memory inside the loop. Returns GFLOP/s of
+ * one thread over `iters` iterations (2 FLOPs per lane per FMA).
+ */
+#define FMA_CHAINS 16
+__attribute__((target("avx512f"))) static double fma_run_avx512(long iters) {
+    __m512 acc[FMA_CHAINS], a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+    for (int c = 0; c < FMA_CHAINS; c++) acc[c] = _mm512_set1_ps((float)c);
+    double t0 = clock_now();
+    for (long i = 0; i < iters; i++)
+        for (int c = 0; c < FMA_CHAINS; c++) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
+    double t = clock_now() - t0;
+    float sink[16], total = 0;
+    for (int c = 0; c < FMA_CHAINS; c++) {
+        _mm512_storeu_ps(sink, acc[c]);
+        total += sink[0];
+    }
+    if (total == 12345.0f) puts(""); /* keeps the chains alive */
+    return 2.0 * 16 * FMA_CHAINS * (double)iters / t / 1e9;
+}
+
+__attribute__((target("avx2,fma"))) static double fma_run_avx2(long iters) {
+    __m256 acc[FMA_CHAINS], a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+    for (int c = 0; c < FMA_CHAINS; c++) acc[c] = _mm256_set1_ps((float)c);
+    double t0 = clock_now();
+    for (long i = 0; i < iters; i++)
+        for (int c = 0; c < FMA_CHAINS; c++) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
+    double t = clock_now() - t0;
+    float sink[8], total = 0;
+    for (int c = 0; c < FMA_CHAINS; c++) {
+        _mm256_storeu_ps(sink, acc[c]);
+        total += sink[0];
+    }
+    if (total == 12345.0f) puts("");
+    return 2.0 * 8 * FMA_CHAINS * (double)iters / t / 1e9;
+}
+
+/* Which vectors fma_peak runs: "avx512", "avx2+fma", or NULL (no FMA unit: no peak measured). */
+static const char *fma_kind(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "avx512";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2+fma";
+    return NULL;
+}
+
+/* FMA peak GFLOP/s summed over `threads` threads running at once (median of `reps`). */
+static double fma_peak(int threads, int reps) {
+    const char *kind = fma_kind();
+    if (!kind) return NAN;
+    long iters = 20000000;
+    double best[64];
+    for (int r = 0; r < reps; r++) {
+        double sum = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sum)
+        sum += !strcmp(kind, "avx512") ? fma_run_avx512(iters) : fma_run_avx2(iters);
+        best[r] = sum;
+    }
+    qsort(best, (size_t)reps, sizeof(double), cmp_double);
+    return best[reps / 2];
 }
 
 /* Model FLOPs of one training step: 6 per parameter per token for the GEMMs (forward 2, backward
@@ -204,10 +278,17 @@ int main(int argc, char **argv) {
     }
     int reps = quick ? 3 : 5, maxn = quick ? 4096 : 16384;
 
-    printf("sgemm (OpenBLAS, 1024^3, median of %d)\n", reps);
+    printf("BLAS: %s, core %s\n", openblas_get_config(), openblas_get_corename());
+    printf("FP32 FMA peak (%s vectors, 16 chains, median of %d) and sgemm (OpenBLAS, 1024^3)\n",
+           fma_kind() ? fma_kind() : "none", reps);
+    double p1 = fma_peak(1, reps), p2 = fma_peak(2, reps);
+    record(&sink, "-", "fma_peak", 0, "gflops_1_thread", p1, "GFLOP/s");
+    record(&sink, "-", "fma_peak", 0, "gflops_2_threads", p2, "GFLOP/s");
     double g1 = sgemm_gflops(1, 1024, reps), g2 = sgemm_gflops(2, 1024, reps);
     record(&sink, "-", "sgemm", 1024, "gflops_1_thread", g1, "GFLOP/s");
     record(&sink, "-", "sgemm", 1024, "gflops_2_threads", g2, "GFLOP/s");
+    record(&sink, "-", "sgemm", 1024, "share_of_peak_1_thread", g1 / p1, "");
+    record(&sink, "-", "sgemm", 1024, "share_of_peak_2_threads", g2 / p2, "");
     set_threads(2);
 
     printf("attention, head size 64, one head, 2 threads (share = of 2-thread sgemm)\n");
@@ -222,8 +303,7 @@ int main(int argc, char **argv) {
         int r = n >= 8192 ? 3 : reps;
         TIME_MEDIAN(r, t, attention_eval(out, NULL, scratch, qkv, NULL, &nope, 0, n, 64, 1));
         double gf = 2.0 * (double)n * n * 64 / t / 1e9; /* QK^T and PV over the causal half */
-        record(&sink, "nope", "attention_forward", n, "gflops", gf, "GFLOP/s");
-        record(&sink, "nope", "attention_forward", n, "share_of_sgemm", gf / g2, "");
+        record_gflops(&sink, "nope", "attention_forward", n, gf, g2, p2);
         if (n <= 8192) {
             /* Two sequences: the training kernel runs one (sequence, head) per thread. */
             size_t N2 = 2 * (size_t)n;
@@ -234,37 +314,76 @@ int main(int argc, char **argv) {
             TIME_MEDIAN(r, t, attention_backward(dq, ds, o2, q2, att, &nope, 0, 2, n, 64, 1));
             gf = 2 * 4.0 * (double)n * n * 64 / t / 1e9;
             free(q2), free(o2);
-            record(&sink, "nope", "attention_backward", n, "gflops", gf, "GFLOP/s");
-            record(&sink, "nope", "attention_backward", n, "share_of_sgemm", gf / g2, "");
+            record_gflops(&sink, "nope", "attention_backward", n, gf, g2, p2);
             free(att), free(dq), free(ds);
         }
         free(qkv), free(out), free(scratch);
     }
     pe_destroy(&nope);
 
-    printf("training step of the quick suite's model (2 layers, d_model 64, batch 16 x 128)\n");
-    ModelConfig cfg = {.n_layer = 2, .d_model = 64, .n_head = 4, .mlp_ratio = 4, .train_ctx = 128};
+    /* Training: the model of the PyTorch comparison (bench/vs_pytorch.sh). Thread counts and
+       schemes are timed in interleaved rounds, each round every configuration once, so drift in
+       the machine's speed hits them alike; figures are medians over the rounds. */
+    enum { ROUNDS = 7, MAX_SCHEMES = 32 };
+    int rounds = quick ? 3 : ROUNDS;
+    printf("training step: 4 layers, d_model 128, 4 heads, batch 16 x 128, median of %d interleaved rounds\n",
+           rounds);
+    ModelConfig cfg = {.n_layer = 4, .d_model = 128, .n_head = 4, .mlp_ratio = 4, .train_ctx = 128};
     TrainConfig tc = {.steps = 100, .batch = 16, .warmup = 0, .lr = 1e-3, .min_lr_ratio = 0.1,
                       .weight_decay = 0.1, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .grad_clip = 1.0};
     int B = 16, T = 128;
     uint8_t *in = malloc((size_t)B * T), *tg = malloc((size_t)B * T);
     for (int i = 0; i < B * T; i++) in[i] = (uint8_t)('a' + i % 23), tg[i] = (uint8_t)('a' + (i + 1) % 23);
-    double step_t[3] = {0};
-    for (int threads = 1; threads <= 2; threads++) {
-        set_threads(threads);
-        Model m;
-        if (model_build(&m, &cfg, "rope", 1, err)) return 1;
+    {
+        Model m1, m2;
+        if (model_build(&m1, &cfg, "rope", 1, err) || model_build(&m2, &cfg, "rope", 1, err)) return 1;
+        double t1[ROUNDS], t2[ROUNDS], ratio[ROUNDS];
         float loss, gn;
-        TIME_MEDIAN(reps, step_t[threads], model_train_step(&m, in, tg, B, T, &tc, 1e-3, &loss, &gn, err));
-        if (threads == 2) {
-            /* Model FLOPs: 6 per parameter per token for the GEMMs, plus attention (fwd 2, bwd 4 x T^2 C per layer per row, causal half). */
-            double gf = train_step_flops(&m, B, T) / step_t[2] / 1e9;
-            record(&sink, "rope", "train_step", T, "model_gflops", gf, "GFLOP/s");
-            record(&sink, "rope", "train_step", T, "share_of_sgemm", gf / g2, "");
+        for (int r = -1; r < rounds; r++) { /* round -1 warms up */
+            for (int threads = 1; threads <= 2; threads++) {
+                set_threads(threads);
+                Model *m = threads == 1 ? &m1 : &m2;
+                double s0 = clock_now();
+                for (int k = 0; k < 3; k++) model_train_step(m, in, tg, B, T, &tc, 1e-3, &loss, &gn, err);
+                double t = (clock_now() - s0) / 3;
+                if (r >= 0) *(threads == 1 ? &t1[r] : &t2[r]) = t;
+            }
+            if (r >= 0) ratio[r] = t1[r] / t2[r];
         }
-        model_free(&m);
+        qsort(t2, (size_t)rounds, sizeof(double), cmp_double);
+        qsort(ratio, (size_t)rounds, sizeof(double), cmp_double);
+        double gf = train_step_flops(&m2, B, T) / t2[rounds / 2] / 1e9;
+        record(&sink, "rope", "train_step", T, "tokens_per_s", (double)B * T / t2[rounds / 2], "tokens/s");
+        record_gflops(&sink, "rope", "train_step", T, gf, g2, p2);
+        record(&sink, "rope", "train_step", T, "speedup_1_to_2_threads", ratio[rounds / 2], "x");
+        model_free(&m1), model_free(&m2);
     }
-    record(&sink, "rope", "train_step", T, "speedup_1_to_2_threads", step_t[1] / step_t[2], "x");
+    set_threads(2);
+    printf("training step overhead over nope, 2 threads, median of %d interleaved rounds\n", rounds);
+    {
+        Model ms[MAX_SCHEMES];
+        const char *names[MAX_SCHEMES];
+        int ns = 0;
+        for (const PeScheme *const *s = pe_all(); *s && ns < MAX_SCHEMES; s++)
+            if (!model_build(&ms[ns], &cfg, (*s)->name, 1, err)) names[ns++] = (*s)->name;
+        double t[MAX_SCHEMES][ROUNDS];
+        float loss, gn;
+        for (int r = -1; r < rounds; r++)
+            for (int i = 0; i < ns; i++) {
+                double s0 = clock_now();
+                for (int k = 0; k < 2; k++) model_train_step(&ms[i], in, tg, B, T, &tc, 1e-3, &loss, &gn, err);
+                if (r >= 0) t[i][r] = (clock_now() - s0) / 2;
+            }
+        double base = 0;
+        for (int i = 0; i < ns; i++) {
+            qsort(t[i], (size_t)rounds, sizeof(double), cmp_double);
+            double med = t[i][rounds / 2];
+            if (!strcmp(names[i], "nope")) base = med;
+            record(&sink, names[i], "train_step", T, "seconds", med, "s");
+            if (base > 0) record(&sink, names[i], "train_step", T, "overhead_over_nope", med / base - 1.0, "");
+            model_free(&ms[i]);
+        }
+    }
 
     int long_n = quick ? 2048 : 8192;
     double ev_t[3];
@@ -281,9 +400,6 @@ int main(int argc, char **argv) {
     }
     record(&sink, "rope", "eval_forward", long_n, "speedup_1_to_2_threads", ev_t[1] / ev_t[2], "x");
 
-    /* The schemes are timed in interleaved rounds (every scheme once per round, median over the
-       rounds): drift in the machine's speed then hits every scheme alike. */
-    enum { ROUNDS = 7, MAX_SCHEMES = 32 };
     printf("encoding overhead over nope: model evaluation forward, 2 threads, median of %d interleaved rounds\n",
            ROUNDS);
     set_threads(2);
