@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/blas.h"
 #include "core/core.h"
 
 static const char USAGE[] =
@@ -36,12 +37,16 @@ int cli_exit_code(int status) {
 }
 
 int main(int argc, char **argv) {
+    /* Before anything else: it may re-execute the program to load OpenBLAS with better kernels. */
+    blas_select_core(argv);
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? CB_EXIT_USAGE : CB_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("ctxbench %s\n", CB_VERSION_STRING);
+        char blas[512];
+        blas_describe(blas, sizeof blas);
+        printf("ctxbench %s\nBLAS: %s\n", CB_VERSION_STRING, blas);
         return CB_EXIT_OK;
     }
     static const struct {

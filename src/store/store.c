@@ -10,7 +10,6 @@
  */
 #include "store/store.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -20,6 +19,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "core/blas.h"
 #include "store/schema.h"
 
 #ifndef CB_GIT_REV
@@ -422,11 +422,8 @@ void store_provenance(RunInfo *ri) {
     snprintf(ri->compiler, sizeof ri->compiler, "%.127s", CB_COMPILER);
     snprintf(ri->cflags, sizeof ri->cflags, "%.511s", CB_CFLAGS);
     snprintf(ri->version, sizeof ri->version, "%.31s", CB_VERSION);
-    /* Both only read static strings: no BLAS thread is started here. */
-    const char *config = openblas_get_config();
-    const char *core = openblas_get_corename();
-    snprintf(ri->blas, sizeof ri->blas, "%.200s (core %.40s)", config ? config : "OpenBLAS",
-             core ? core : "unknown");
+    /* Only reads static strings: no BLAS thread is started here. */
+    blas_describe(ri->blas, sizeof ri->blas);
 }
 
 /* ---- runs ------------------------------------------------------------------------------------- */

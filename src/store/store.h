@@ -32,7 +32,7 @@ typedef struct {
     char cpu[256];
     char compiler[128];
     char cflags[512];
-    char blas[256];
+    char blas[512];  /* OpenBLAS's configuration and blas_core_choice() */
     char version[32];
 } RunInfo;
 
