@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/blas.h"
 #include "model/kernels.h"
 #include "model/model.h"
 #include "store/store.h"
@@ -246,6 +247,7 @@ static int bench_train(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    blas_select_core(argv); /* the best OpenBLAS kernel for this CPU, as ctxbench itself runs */
     if (argc > 1 && !strcmp(argv[1], "train")) {
         cb_flush_denormals();
         return bench_train(argc - 1, argv + 1);
@@ -278,7 +280,9 @@ int main(int argc, char **argv) {
     }
     int reps = quick ? 3 : 5, maxn = quick ? 4096 : 16384;
 
-    printf("BLAS: %s, core %s\n", openblas_get_config(), openblas_get_corename());
+    char blas[512];
+    blas_describe(blas, sizeof blas);
+    printf("BLAS: %s\n", blas);
     printf("FP32 FMA peak (%s vectors, 16 chains, median of %d) and sgemm (OpenBLAS, 1024^3)\n",
            fma_kind() ? fma_kind() : "none", reps);
     double p1 = fma_peak(1, reps), p2 = fma_peak(2, reps);
