@@ -4,6 +4,7 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,6 +163,30 @@ Test(perplexity, sliding_windows_score_the_last_stride_bytes_of_each_window) {
     PplResult r;
     cr_assert_eq(eval_perplexity_sliding(&m, h, E, N, 0, &r, err), CB_EINPUT, "stride 0 accepted");
     cr_assert_eq(eval_perplexity_sliding(&m, h, E, N, N + 1, &r, err), CB_EINPUT, "stride > n accepted");
+    model_free(&m);
+}
+
+/* Short windows run one per thread; the sums go in window order, so one thread and two give the
+   same bits, intervals and buckets included. */
+Test(perplexity, one_thread_and_two_give_the_same_numbers) {
+    enum { E = 400, N = 16, S = 4 };
+    Model m;
+    tiny_model(&m, "t5", N);
+    uint8_t h[E];
+    held_out(h, E);
+    char err[CB_ERR_LEN];
+    PplResult r[2];
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        cr_assert_eq(eval_perplexity_sliding(&m, h, E, N, S, &r[threads - 1], err), CB_OK, "%s", err);
+    }
+    omp_set_num_threads(2);
+    cr_assert(r[0].bpb == r[1].bpb && r[0].bpb_lo == r[1].bpb_lo && r[0].bpb_hi == r[1].bpb_hi,
+              "bpb %.12g [%.12g, %.12g] at 1 thread, %.12g [%.12g, %.12g] at 2", r[0].bpb, r[0].bpb_lo,
+              r[0].bpb_hi, r[1].bpb, r[1].bpb_lo, r[1].bpb_hi);
+    for (int b = 0; b < r[0].n_buckets; b++)
+        cr_assert(r[0].bucket_bpb[b] == r[1].bucket_bpb[b], "bucket %d: %.12g and %.12g", b, r[0].bucket_bpb[b],
+                  r[1].bucket_bpb[b]);
     model_free(&m);
 }
 

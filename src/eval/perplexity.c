@@ -3,6 +3,7 @@
 #include "eval/eval.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,9 @@ int eval_position_buckets(int n, int L, int *lo, int *hi) {
     }
     return k;
 }
+
+/* Windows up to this many bytes are evaluated one per thread. */
+#define EVAL_WINDOW_PARALLEL_MAX 4096
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -80,7 +84,7 @@ int eval_perplexity_entropy(Model *m, const uint8_t *heldout, size_t E, int n, i
     }
     r->n_buckets = eval_position_buckets(n, m->cfg.train_ctx, r->bucket_lo, r->bucket_hi);
     /* Entropy on K windows spaced evenly: window floor(k * windows / K) for k = 0..K-1. */
-    int K = ent ? (max_windows > 0 && max_windows < windows ? max_windows : windows) : 0, k_next = 0;
+    int K = ent ? (max_windows > 0 && max_windows < windows ? max_windows : windows) : 0;
     int NL = m->cfg.n_layer, NH = m->cfg.n_head;
     float *ebuf = NULL;
     float *saved_entropy = m->eval_entropy;
@@ -97,25 +101,60 @@ int eval_perplexity_entropy(Model *m, const uint8_t *heldout, size_t E, int n, i
         ent->n_layer = NL;
         ent->n_buckets = r->n_buckets;
     }
+    int first = n - S; /* the scored positions of every window: [n - S, n) */
+    /* Each window's scored losses, (windows, S). Short windows run one per thread (the kernels
+       inside then run serially), since a short window alone cannot keep the threads busy; the
+       windows that measure the entropy run afterwards one at a time with the model's threads.
+       Sums then go in window order, so the numbers do not depend on the schedule. */
+    float *scored = malloc(sizeof(float) * (size_t)windows * (size_t)S);
+    if (!scored) rc = cb_error(err, CB_ENOMEM, "perplexity: out of memory for %d windows", windows);
+    int *measured = calloc((size_t)windows, sizeof *measured);
+    if (!measured && !rc) rc = cb_error(err, CB_ENOMEM, "perplexity: out of memory");
+    for (int k = 0; !rc && k < K; k++) measured[(int)((long long)k * windows / K)] = 1;
+    if (!rc) {
+        int parallel = n <= EVAL_WINDOW_PARALLEL_MAX && windows > 1;
+        int failed = 0;
+        char werr[CB_ERR_LEN] = "";
+#pragma omp parallel if (parallel)
+        {
+            float *wl = parallel ? malloc(sizeof(float) * (size_t)n) : losses;
+#pragma omp for schedule(dynamic, 1)
+            for (int w = 0; w < windows; w++) {
+                if (measured[w] || failed) continue;
+                char e[CB_ERR_LEN];
+                const uint8_t *in = heldout + (size_t)w * S;
+                int wrc = wl ? model_eval_window(m, in, in + 1, n, wl, NULL, e)
+                             : cb_error(e, CB_ENOMEM, "perplexity: out of memory");
+                if (wrc) {
+#pragma omp critical(perplexity_error)
+                    if (!failed) failed = wrc, snprintf(werr, sizeof werr, "%s", e);
+                } else {
+                    memcpy(scored + (size_t)w * S, wl + first, sizeof(float) * (size_t)S);
+                }
+            }
+            if (parallel) free(wl);
+        }
+        if (failed) rc = failed, snprintf(err, CB_ERR_LEN, "%s", werr);
+        for (int w = 0; !rc && w < windows; w++) {
+            if (!measured[w]) continue;
+            const uint8_t *in = heldout + (size_t)w * S;
+            m->eval_entropy = ebuf;
+            rc = model_eval_window(m, in, in + 1, n, losses, NULL, err);
+            m->eval_entropy = saved_entropy;
+            if (rc) break;
+            entropy_accumulate(ebuf, NL, NH, n, r, ent->nats);
+            memcpy(scored + (size_t)w * S, losses + first, sizeof(float) * (size_t)S);
+        }
+    }
     double bucket_nats[EVAL_MAX_BUCKETS] = {0};
     double total = 0.0;
-    int first = n - S; /* the scored positions of every window: [n - S, n) */
-    for (int w = 0; w < windows; w++) {
-        const uint8_t *in = heldout + (size_t)w * S;
-        int measure = k_next < K && w == (int)((long long)k_next * windows / K);
-        m->eval_entropy = measure ? ebuf : saved_entropy;
-        rc = model_eval_window(m, in, in + 1, n, losses, NULL, err);
-        m->eval_entropy = saved_entropy;
-        if (rc) break;
-        if (measure) {
-            entropy_accumulate(ebuf, NL, NH, n, r, ent->nats);
-            k_next++;
-        }
+    for (int w = 0; !rc && w < windows; w++) {
+        const float *sl = scored + (size_t)w * S; /* positions [first, n) */
         double wsum = 0.0;
         for (int b = 0; b < r->n_buckets; b++) {
             int lo = r->bucket_lo[b] > first ? r->bucket_lo[b] : first;
             double s = 0.0;
-            for (int t = lo; t < r->bucket_hi[b]; t++) s += losses[t];
+            for (int t = lo; t < r->bucket_hi[b]; t++) s += sl[t - first];
             if (r->bucket_hi[b] > lo) r->bucket_count[b] += (size_t)(r->bucket_hi[b] - lo);
             bucket_nats[b] += s;
             wsum += s;
@@ -123,6 +162,8 @@ int eval_perplexity_entropy(Model *m, const uint8_t *heldout, size_t E, int n, i
         per_window[w] = wsum / S / M_LN2;
         total += wsum;
     }
+    free(scored);
+    free(measured);
     free(losses);
     free(ebuf);
     if (rc) {
