@@ -4,8 +4,9 @@
 # ImageMagick for the report_html ctest, which renders the HTML report and checks its screenshot.
 set -euo pipefail
 # fortunes: real English text for `[corpus] source = file:/usr/share/games/fortunes` (suites/fortunes.ini).
+# libdnnl-dev: oneDNN, the bf16 GEMMs of `[train] precision = bf16` (optional for the build).
 packages=(gcc make cmake pkg-config git sqlite3 libsqlite3-dev libcriterion-dev
-          libopenblas-openmp-dev libinih-dev nettle-dev fortunes)
+          libopenblas-openmp-dev libinih-dev nettle-dev fortunes libdnnl-dev)
 if [[ ${1:-} == test ]]; then
   packages+=(chromium fonts-dejavu-core imagemagick bsdutils)
 fi

@@ -103,6 +103,7 @@ Test(suite, absent_keys_take_their_defaults) {
     cr_expect_float_eq(s.grad_clip[0], 1.0, 1e-12);
     cr_expect_float_eq(s.beta1[0], 0.9, 1e-12);
     cr_expect_float_eq(s.beta2[0], 0.95, 1e-12);
+    cr_expect_eq(s.precision, CB_PRECISION_FP32, "precision %d", s.precision);
     cr_expect_str_eq(s.tasks[0], "perplexity");
     cr_expect_eq(s.n_schemes, 1);
     cr_expect_str_eq(s.schemes[0], "nope");
@@ -155,7 +156,7 @@ Test(suite, a_geometric_range_stops_at_the_last_value_not_above_the_end) {
 
 Test(suite, the_shipped_suites_load) {
     const char *names[] = {"suites/quick.ini", "suites/smoke.ini", "suites/rope-extension.ini", "suites/passkey.ini",
-                           "suites/cost.ini", "suites/fortunes.ini", "suites/nightly.ini"};
+                           "suites/cost.ini", "suites/fortunes.ini", "suites/nightly.ini", "suites/bf16.ini"};
     const char *dir = getenv("CB_SOURCE_DIR");
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
         char path[1024], err[CB_ERR_LEN] = "";
@@ -181,6 +182,7 @@ Test(suite, the_shipped_suites_load) {
                                      e[c[k].experiment].scheme);
                 }
             cr_expect_eq(variant_cases, 15, "quick: %d variant cases", variant_cases);
+            cr_expect_eq(e[0].model.precision, CB_PRECISION_FP32, "quick: precision %d", e[0].model.precision);
         } else if (i == 1) {
             cr_expect_str_eq(s.name, "smoke");
             cr_expect_eq(ne, 4, "smoke: %zu experiments", ne);
@@ -196,6 +198,13 @@ Test(suite, the_shipped_suites_load) {
             cr_expect_eq(ne, 12 * 3, "nightly: %zu experiments", ne);
             cr_expect_eq(nc, 12 * 3 * 6 * 2, "nightly: %zu cases", nc);
             cr_expect_eq(s.n_stride_divisors, 2, "nightly: %d stride divisors", s.n_stride_divisors);
+        } else if (i == 7) {
+            /* quick.ini's grid with every model at precision bf16. */
+            cr_expect_eq(ne, 12, "bf16: %zu experiments", ne);
+            cr_expect_eq(nc, 75, "bf16: %zu cases", nc);
+            for (size_t k = 0; k < ne; k++)
+                cr_expect_eq(e[k].model.precision, CB_PRECISION_BF16, "bf16: experiment %zu has precision %d", k,
+                             e[k].model.precision);
         }
         free(e);
         free(c);

@@ -18,6 +18,7 @@
 #include "core/progress.h"
 #include "harness/child.h"
 #include "harness/cost.h"
+#include "model/kernels.h"
 #include "store/store.h"
 
 /* ---- work done in the children ---- */
@@ -105,6 +106,7 @@ typedef struct {
     const Suite *s;
     uint64_t seed;
     const TrainConfig *train; /* the model's: the cost task times a training step with it */
+    int precision;            /* the model's training GEMMs, for that step (checkpoints do not keep it) */
 } EvalArg;
 
 /* Windows of the non-overlapping evaluation the attention entropy is measured on (evenly spaced):
@@ -182,6 +184,10 @@ static int eval_cost_task(Model *m, const EvalArg *arg, int n, ChildMsg *msg, ch
     const Suite *s = arg->s;
     CostOptions o = {.repeats = s->cost_repeats, .warmup = s->cost_warmup, .budget = s->cost_budget};
     int train = !arg->c->variant[0] && n <= s->cost_train_limit;
+    char why[CB_ERR_LEN - 64];
+    if (train && arg->precision == CB_PRECISION_BF16 && !bf16_gemm_supported(why, sizeof why))
+        return cb_error(err, CB_EUNSUPPORTED, "cost: a training step in precision bf16: %s", why);
+    m->cfg.precision = arg->precision; /* checkpoints do not keep it */
     ChildMsg out = {0};
     int rc = cost_measure(m, &o, arg->train, arg->corpus->bytes + arg->corpus->train_n, n, train, &out, err);
     if (rc == CB_OK) {
@@ -259,10 +265,14 @@ static void config_json(const Experiment *e, char *model, size_t mn, char *train
              "\"weight_decay\":%.9g,\"beta1\":%.9g,\"beta2\":%.9g,\"eps\":%.9g,\"grad_clip\":%.9g}",
              t->steps, t->batch, t->warmup, t->lr, t->min_lr_ratio, t->weight_decay, t->beta1,
              t->beta2, t->eps, t->grad_clip);
-    /* Only when set, so that the keys of models trained without passkey episodes do not change. */
+    /* Only when set, so that the keys of models trained without passkey episodes or in fp32 do not
+       change. */
     size_t len = strlen(train);
     if (t->passkey_share > 0 && len > 0 && len + 32 < tn)
         snprintf(train + len - 1, tn - len + 1, ",\"passkey_share\":%.9g}", t->passkey_share);
+    len = strlen(train);
+    if (e->model.precision != CB_PRECISION_FP32 && len > 0 && len + 32 < tn)
+        snprintf(train + len - 1, tn - len + 1, ",\"precision\":\"%s\"}", precision_name(e->model.precision));
 }
 
 /* One cell of the summary table: a row is one model evaluated with one spec. */
@@ -536,6 +546,12 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
             child_result_free(&tr);
             return CB_OK;
         }
+        /* The models table has no status "unsupported" (a model the CPU cannot train: precision
+           bf16 without AVX512-BF16): the row says "failed" and its error says why; its cases are
+           "unsupported" with the same reason. */
+        int unsup = !strcmp(tr.status, "unsupported");
+        char model_error[sizeof tr.error + 16];
+        snprintf(model_error, sizeof model_error, "%s%s", unsup ? "unsupported: " : "", tr.error);
         ModelRecord mr = {
             .run_id = sum->run_id, .scheme = ex->scheme, .scheme_canon = canon, .key = key,
             .model_json = model_json, .train_json = train_json, .corpus_source = R->corpus->source,
@@ -546,7 +562,7 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
             .train_seconds = child_scalar(&tr, "train_seconds", tr.wall_seconds),
             .cpu_seconds = tr.cpu_seconds,
             .bytes_per_second = child_scalar(&tr, "bytes_per_second", 0), .peak_rss = tr.peak_rss,
-            .status = tr.status, .error = tr.error[0] ? tr.error : NULL,
+            .status = unsup ? "failed" : tr.status, .error = tr.error[0] ? model_error : NULL,
             .weights = tr.blob, .weights_size = tr.blob_size};
         rc = store_insert_model(R->st, &mr, tr.curve, tr.n_curve, &model_id, err);
         if (rc) {
@@ -566,9 +582,9 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
     }
     int trained = !strcmp(tr.status, "ok") && tr.blob;
     /* A model that never was gives its cases its own status when that says why (diverged, timeout,
-       oom), "failed" otherwise. */
+       oom, unsupported: precision bf16 on a CPU without it), "failed" otherwise. */
     const char *untrained = !strcmp(tr.status, "diverged") || !strcmp(tr.status, "timeout") ||
-                                    !strcmp(tr.status, "oom") ? tr.status : "failed";
+                                    !strcmp(tr.status, "oom") || !strcmp(tr.status, "unsupported") ? tr.status : "failed";
 
     double bpb_at_train = NAN;
     for (size_t i = 0; i < R->n_cases && rc == CB_OK && !sum->interrupted; i++) {
@@ -589,7 +605,7 @@ static int run_experiment(RunState *R, size_t e, const Experiment *ex) {
             rc = cost_fit(R->st, sum->run_id, model_id, stored_variant(c), &cr, err);
             if (rc) break;
         } else if (trained) {
-            EvalArg ea = {tr.blob, tr.blob_size, R->corpus, c, R->s, ex->seed, &ex->train};
+            EvalArg ea = {tr.blob, tr.blob_size, R->corpus, c, R->s, ex->seed, &ex->train, ex->model.precision};
             progress_show(&R->progress, 1, "%.24s n=%d: evaluating %s", c->variant[0] ? c->variant : ex->scheme,
                           c->context, c->task);
             rc = child_run_limited(eval_work, &ea, R->threads, &R->lim, &cr, err);

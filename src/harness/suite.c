@@ -43,6 +43,7 @@ typedef enum {
     V_SCHEMES, /* list of scheme specs */
     V_TASKS,   /* list of task names */
     V_REAL,    /* one double in [dlo, dhi] with open ends where set */
+    V_PRECISION, /* one of precision_names */
 } ValueKind;
 
 typedef struct {
@@ -90,6 +91,8 @@ static const KeyDef keys[] = {
     {"eval", "passkey_trials", V_INT, 1, 100000, 0, 0, 0, 0, NULL, F(passkey_trials), 0},
     /* Share of training windows replaced by passkey episodes. */
     {"train", "passkey_share", V_REAL, 0, 0, 0.0, 1.0, 0, 0, "[0, 1]", F(passkey_share), 0},
+    /* Operands of the linear layers' training GEMMs: fp32, or bf16 with fp32 accumulation. */
+    {"train", "precision", V_PRECISION, 0, 0, 0, 0, 0, 0, NULL, F(precision), 0},
     /* Limits on every child process (a model's training, each case's evaluation); 0 = none. */
     {"limits", "time", V_REAL, 0, 0, 0.0, 31536000.0, 1, 0, "(0, 31536000] seconds", F(time_limit), 0},
     {"limits", "memory", V_SIZE, 1, (1ULL << 24), 0, 0, 0, 0, NULL, F(memory_limit_mb), 0},
@@ -114,6 +117,8 @@ static const char *const sections[] = {"suite", "corpus", "model", "train", "eva
                                        NULL};
 /* "cost_fit" is not among them: suite_expand adds it after "cost". */
 static const char *const task_names[] = {"perplexity", "passkey", "cost", NULL};
+/* Indexed by Precision. */
+static const char *const precision_names[] = {"fp32", "bf16", NULL};
 
 static int key_index(const char *section, const char *key) {
     for (int i = 0; i < N_KEYS; i++)
@@ -300,7 +305,7 @@ static int check_value(Parser *P, int k, int line, char *v) {
     int is_list = d->kind == V_INTS || d->kind == V_SEEDS || d->kind == V_DOUBLES || d->kind == V_SCHEMES ||
                   d->kind == V_TASKS;
     if (!*v) return fail_key(P, line, k, "empty value");
-    if (d->kind == V_INT || d->kind == V_SIZE || d->kind == V_REAL) {
+    if (d->kind == V_INT || d->kind == V_SIZE || d->kind == V_REAL || d->kind == V_PRECISION) {
         if (strchr(v, ',')) return fail_key(P, line, k, "'%s': expects one value, not a list", v);
     } else if (is_list) {
         int max = d->kind == V_TASKS ? (int)(sizeof s->tasks / sizeof s->tasks[0]) : SUITE_MAX_LIST;
@@ -392,6 +397,13 @@ static int check_value(Parser *P, int k, int line, char *v) {
         }
         s->n_tasks = n;
         return CB_OK;
+    case V_PRECISION:
+        for (int i = 0; precision_names[i]; i++)
+            if (!strcmp(v, precision_names[i])) {
+                *(int *)field(s, d->off) = i;
+                return CB_OK;
+            }
+        return fail_key(P, line, k, "unknown precision '%s' (known: fp32, bf16)", v);
     }
     return CB_OK;
 }
@@ -809,6 +821,7 @@ int suite_expand(const Suite *s, Experiment **exps, size_t *n_exps, Case **cases
             .n_head = s->heads[idx[A_HEADS]],
             .mlp_ratio = s->mlp_ratio[idx[A_MLP]],
             .train_ctx = s->train_ctx[idx[A_CTX]],
+            .precision = s->precision,
         };
         x->train = (TrainConfig){
             .steps = s->steps[idx[A_STEPS]],

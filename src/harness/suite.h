@@ -12,7 +12,8 @@
  *   [eval]    contexts (list), schemes (list of spec strings), tasks (list: perplexity, passkey, cost),
  *             stride_divisors (list k: perplexity stride n/k, 1 = non-overlapping),
  *             passkey_depths (list in [0, 1]), passkey_trials
- *   [train]   ... passkey_share (share of training windows that are passkey episodes)
+ *   [train]   ... passkey_share (share of training windows that are passkey episodes),
+ *             precision (fp32 | bf16: operands of the linear layers' training GEMMs; one value)
  *   [limits]  time (wall seconds, a number > 0), memory (MiB): per child process, absent = none
  *   [cost]    repeats, warmup, train_limit: timings of the task "cost" (see harness/cost.h)
  *
@@ -72,6 +73,7 @@ typedef struct {
     double passkey_depths[SUITE_MAX_LIST]; int n_passkey_depths;
     int passkey_trials;
     double passkey_share;    /* [train] share of windows replaced by passkey episodes */
+    int precision;           /* [train] Precision of the training GEMMs, CB_PRECISION_FP32 by default */
 
     /* [limits], applied to every child process (a model's training, each case); 0 = none. */
     double time_limit;       /* wall-clock seconds */

@@ -124,6 +124,8 @@ void matmul_backward(float *dinp, int accumulate, float *dw, float *dbias, const
     if (dbias) column_sums(dbias, dout, N, OC);
 }
 
+void matmul_bias_backward(float *dbias, const float *dout, size_t N, int OC) { column_sums(dbias, dout, N, OC); }
+
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
 /* tanh through one exponential: glibc's tanhf is several times slower and GELU is a hot loop; the

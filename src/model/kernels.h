@@ -10,6 +10,7 @@
 #define CB_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pe/pe.h"
 
@@ -23,11 +24,44 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
                         const float *w, const float *mean, const float *rstd, size_t N, int C);
 
 /* out (N, OC) = inp (N, IC) @ w^T (w: (OC, IC)) + bias (OC, may be NULL). */
-void matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N,
-                    int IC, int OC);
-/* dinp (N, IC) = (accumulate ? dinp : 0) + dout @ w;  dw += dout^T @ inp;  dbias += sum(dout). */
-void matmul_backward(float *dinp, int accumulate, float *dw, float *dbias, const float *dout,
-                     const float *inp, const float *w, size_t N, int IC, int OC);
+typedef void MatmulForward(float *out, const float *inp, const float *w, const float *bias, size_t N,
+                           int IC, int OC);
+/* dinp (N, IC) = (accumulate ? dinp : 0) + dout @ w;  dw += dout^T @ inp;  dbias += sum(dout).
+   dinp may be NULL (no input gradient). */
+typedef void MatmulBackward(float *dinp, int accumulate, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, size_t N, int IC, int OC);
+MatmulForward matmul_forward;
+MatmulBackward matmul_backward;
+
+/* dbias (OC) += sum over rows of dout (N, OC): matmul_backward's bias gradient on its own. */
+void matmul_bias_backward(float *dbias, const float *dout, size_t N, int OC);
+
+/*
+ * The same two GEMMs with bf16 operands and fp32 accumulation (gemm_bf16.c), for training at
+ * precision bf16: inp, w and dout are rounded to bf16 (round to nearest even), the products
+ * accumulate in fp32 into the fp32 outputs, and bias gradients are summed in fp32. Same arguments
+ * and results up to bf16 rounding; same bits for the same inputs and thread count. Only after
+ * bf16_gemm_supported() said yes. The rounded operands go to a scratch block of the calling thread
+ * that grows on demand and is kept for its next call. A failure (that block cannot grow, oneDNN
+ * returns an error) fills the outputs with NaN and is kept for bf16_gemm_take_status().
+ */
+MatmulForward matmul_forward_bf16;
+MatmulBackward matmul_backward_bf16;
+/* The first failure of the calling thread's bf16 GEMMs since the last call (CB_ENOMEM, or
+   CB_EUNSUPPORTED for another oneDNN error), then CB_OK; CB_OK if none. */
+int bf16_gemm_take_status(void);
+/* Frees the calling thread's scratch (the next bf16 GEMM allocates it again). */
+void bf16_gemm_release(void);
+/* 1 if this build and CPU run the bf16 GEMMs (oneDNN, AVX512-BF16: AMX CPUs have it too);
+   otherwise 0 with the reason, one line, in why. CTXBENCH_BF16=off makes it say no. */
+int bf16_gemm_supported(char *why, size_t why_n);
+/* out[i] = x[i] rounded to bf16: nearest even, denormals to signed zero, NaN to a quiet NaN (what
+   AVX512-BF16's VCVTNEPS2BF16 does; bf16_round runs it, OpenMP over chunks outside a parallel
+   region; only after bf16_gemm_supported() said yes). bf16_round_one and bf16_round_naive are its
+   scalar twins, for any CPU. */
+void bf16_round(uint16_t *out, const float *x, size_t n);
+void bf16_round_naive(uint16_t *out, const float *x, size_t n);
+uint16_t bf16_round_one(float x);
 
 /* tanh-approximation GELU, elementwise over n. */
 void gelu_forward(float *out, const float *inp, size_t n);

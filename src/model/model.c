@@ -98,6 +98,11 @@ static int config_check(const ModelConfig *cfg, char *err) {
                         cfg->n_head);
     if ((cfg->d_model / cfg->n_head) % 2)
         return cb_error(err, CB_EINPUT, "model: head size %d must be even", cfg->d_model / cfg->n_head);
+    if (cfg->precision != CB_PRECISION_FP32 && cfg->precision != CB_PRECISION_BF16)
+        return cb_error(err, CB_EINPUT, "model: unknown precision %d", cfg->precision);
+    char why[CB_ERR_LEN - 64];
+    if (cfg->precision == CB_PRECISION_BF16 && !bf16_gemm_supported(why, sizeof why))
+        return cb_error(err, CB_EUNSUPPORTED, "model: precision bf16: %s", why);
     return CB_OK;
 }
 
@@ -312,6 +317,7 @@ static double forward_train(Model *m, const TrainShard *sh, const Acts *a, const
     int F = cfg->mlp_ratio * C;
     size_t BT = (size_t)B * T;
     const PeScheme *sc = m->pe.scheme;
+    MatmulForward *linear_forward = cfg->precision == CB_PRECISION_BF16 ? matmul_forward_bf16 : matmul_forward;
 
     embed_tokens(a->encoded, m->p.wte, inputs, BT, C);
     if (sc->embed_forward)
@@ -326,23 +332,23 @@ static double forward_train(Model *m, const TrainShard *sh, const Acts *a, const
         float *res3 = a->res3 + l * BT * C;
         layernorm_forward(ln1, a->ln1_mean + l * BT, a->ln1_rstd + l * BT, resid,
                           m->p.ln1w + l * C, m->p.ln1b + l * C, BT, C);
-        matmul_forward(qkv, ln1, m->p.qkvw + (size_t)l * 3 * C * C, m->p.qkvb + l * 3 * C, BT, C, 3 * C);
+        linear_forward(qkv, ln1, m->p.qkvw + (size_t)l * 3 * C * C, m->p.qkvb + l * 3 * C, BT, C, 3 * C);
         if (sc->qk_forward)
             for (int b = 0; b < B; b++)
                 sc->qk_forward(&m->pe, l, qkv + (size_t)b * T * 3 * C, 3 * (size_t)C, pos, T);
         attention_forward(atty, att, qkv, &sh->pe, l, B, T, C, NH);
-        matmul_forward(res2, atty, m->p.attprojw + (size_t)l * C * C, m->p.attprojb + l * C, BT, C, C);
+        linear_forward(res2, atty, m->p.attprojw + (size_t)l * C * C, m->p.attprojb + l * C, BT, C, C);
         add_inplace(res2, resid, BT * C);
         layernorm_forward(ln2, a->ln2_mean + l * BT, a->ln2_rstd + l * BT, res2,
                           m->p.ln2w + l * C, m->p.ln2b + l * C, BT, C);
-        matmul_forward(fch, ln2, m->p.fcw + (size_t)l * F * C, m->p.fcb + l * F, BT, C, F);
+        linear_forward(fch, ln2, m->p.fcw + (size_t)l * F * C, m->p.fcb + l * F, BT, C, F);
         gelu_forward(fchg, fch, BT * F);
-        matmul_forward(res3, fchg, m->p.fcprojw + (size_t)l * C * F, m->p.fcprojb + l * C, BT, F, C);
+        linear_forward(res3, fchg, m->p.fcprojw + (size_t)l * C * F, m->p.fcprojb + l * C, BT, F, C);
         add_inplace(res3, res2, BT * C);
     }
     const float *last = a->res3 + (size_t)(L - 1) * BT * C;
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, m->p.lnfw, m->p.lnfb, BT, C);
-    matmul_forward(a->probs, a->lnf, m->p.wte, NULL, BT, C, CB_VOCAB);
+    linear_forward(a->probs, a->lnf, m->p.wte, NULL, BT, C, CB_VOCAB);
     crossentropy_forward(a->probs, a->losses, a->probs, targets, BT, CB_VOCAB);
     double sum = 0.0;
     for (size_t n = 0; n < BT; n++) sum += a->losses[n];
@@ -360,10 +366,11 @@ static int backward_train(Model *m, TrainShard *sh, const Acts *a, const DActs *
     const PeScheme *sc = m->pe.scheme;
     ParamTensors *g = &sh->g;
     PeModel *pe = &sh->pe;
+    MatmulBackward *linear_backward = cfg->precision == CB_PRECISION_BF16 ? matmul_backward_bf16 : matmul_backward;
 
     crossentropy_backward(a->probs, targets, BT, CB_VOCAB, scale);
     float *dlogits = a->probs;
-    matmul_backward(d->dln, 0, g->wte, NULL, dlogits, a->lnf, m->p.wte, BT, C, CB_VOCAB);
+    linear_backward(d->dln, 0, g->wte, NULL, dlogits, a->lnf, m->p.wte, BT, C, CB_VOCAB);
     memset(d->dres, 0, sizeof(float) * BT * C);
     const float *last = a->res3 + (size_t)(L - 1) * BT * C;
     layernorm_backward(d->dres, g->lnfw, g->lnfb, d->dln, last, m->p.lnfw, a->lnf_mean, a->lnf_rstd,
@@ -377,16 +384,16 @@ static int backward_train(Model *m, TrainShard *sh, const Acts *a, const DActs *
         const float *fch = a->fch + l * BT * F, *fchg = a->fch_gelu + l * BT * F;
 
         /* MLP: res3 = res2 + fcproj(gelu(fc(ln2(res2)))); dres flows through unchanged. */
-        matmul_backward(d->dfch_gelu, 0, g->fcprojw + (size_t)l * C * F, g->fcprojb + l * C, d->dres,
+        linear_backward(d->dfch_gelu, 0, g->fcprojw + (size_t)l * C * F, g->fcprojb + l * C, d->dres,
                         fchg, m->p.fcprojw + (size_t)l * C * F, BT, F, C);
         gelu_backward(d->dfch, fch, d->dfch_gelu, BT * F);
-        matmul_backward(d->dln, 0, g->fcw + (size_t)l * F * C, g->fcb + l * F, d->dfch, ln2,
+        linear_backward(d->dln, 0, g->fcw + (size_t)l * F * C, g->fcb + l * F, d->dfch, ln2,
                         m->p.fcw + (size_t)l * F * C, BT, C, F);
         layernorm_backward(d->dres, g->ln2w + l * C, g->ln2b + l * C, d->dln, res2, m->p.ln2w + l * C,
                            a->ln2_mean + l * BT, a->ln2_rstd + l * BT, BT, C);
 
         /* Attention: res2 = resid + attproj(attention(encoding(qkv(ln1(resid))))). */
-        matmul_backward(d->datty, 0, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, d->dres,
+        linear_backward(d->datty, 0, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, d->dres,
                         atty, m->p.attprojw + (size_t)l * C * C, BT, C, C);
         int rc = attention_backward(d->dqkv, d->dscores, d->datty, qkv, att, pe, l, B, T, C, NH);
         if (rc) return rc;
@@ -394,7 +401,7 @@ static int backward_train(Model *m, TrainShard *sh, const Acts *a, const DActs *
         if (sc->qk_backward)
             for (int b = 0; b < B; b++)
                 sc->qk_backward(pe, l, d->dqkv + (size_t)b * T * 3 * C, 3 * (size_t)C, pos, T);
-        matmul_backward(d->dln, 0, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, d->dqkv, ln1,
+        linear_backward(d->dln, 0, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, d->dqkv, ln1,
                         m->p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
         layernorm_backward(d->dres, g->ln1w + l * C, g->ln1b + l * C, d->dln, resid, m->p.ln1w + l * C,
                            a->ln1_mean + l * BT, a->ln1_rstd + l * BT, BT, C);
@@ -428,7 +435,9 @@ static int shard_step(Model *m, int k, const uint8_t *inputs, const uint8_t *tar
     point_acts(m, sh, &a, &d);
     memset(sh->grads, 0, sizeof(float) * m->n_params);
     *loss_sum = forward_train(m, sh, &a, inputs + off, targets + off, pos);
-    return backward_train(m, sh, &a, &d, inputs + off, targets + off, pos, scale);
+    int rc = backward_train(m, sh, &a, &d, inputs + off, targets + off, pos, scale);
+    int bf16_rc = m->cfg.precision == CB_PRECISION_BF16 ? bf16_gemm_take_status() : CB_OK;
+    return rc ? rc : bf16_rc;
 }
 
 static int loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets, int B, int T,
@@ -464,7 +473,9 @@ static int loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets
     free(pos);
     double total = 0.0;
     for (int k = 0; k < S; k++) {
-        if (rcs[k]) return cb_error(err, rcs[k], "model: out of memory for the attention backward of %s", m->pe.scheme->name);
+        if (rcs[k])
+            return cb_error(err, rcs[k], "model: %s in the training step of %s",
+                            rcs[k] == CB_ENOMEM ? "out of memory" : "oneDNN's bf16 GEMM failed", m->pe.scheme->name);
         total += sums[k];
     }
     *loss = (float)(total / ((double)B * T));

@@ -21,12 +21,22 @@
 
 #define CB_VOCAB 256
 
+/* Precision of the training GEMMs of the linear layers (forward and both backward products; the
+   attention GEMMs stay fp32). Parameters, gradients, AdamW and evaluation are fp32 either way. */
+typedef enum {
+    CB_PRECISION_FP32 = 0,
+    CB_PRECISION_BF16 = 1, /* operands rounded to bf16, fp32 accumulation (kernels.h) */
+} Precision;
+
+static inline const char *precision_name(int p) { return p == CB_PRECISION_BF16 ? "bf16" : "fp32"; }
+
 typedef struct {
     int n_layer;   /* L */
     int d_model;   /* C */
     int n_head;    /* NH */
     int mlp_ratio; /* F = mlp_ratio * C */
     int train_ctx; /* the training context; the encoding is built for it */
+    int precision; /* Precision of the training GEMMs ([train] precision); not in checkpoints */
 } ModelConfig;
 
 typedef struct {
@@ -89,7 +99,8 @@ typedef struct {
 } Model;
 
 /* Builds a model with freshly initialised parameters from `seed` and the encoding `pe_spec`.
-   Errors: CB_EINPUT (bad config or spec), CB_ENOMEM. On error the model is freed. */
+   Errors: CB_EINPUT (bad config or spec), CB_ENOMEM, CB_EUNSUPPORTED (precision bf16 where
+   bf16_gemm_supported() says no, with its reason). On error the model is freed. */
 int model_build(Model *m, const ModelConfig *cfg, const char *pe_spec, uint64_t seed, char *err);
 void model_free(Model *m); /* no-op on a zeroed or freed model */
 
