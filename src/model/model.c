@@ -442,11 +442,13 @@ static int shard_step(Model *m, int k, const uint8_t *inputs, const uint8_t *tar
 
 static int loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets, int B, int T,
                          float *loss, char *err) {
-    if (T > m->pe.ctx) {
-        int rc = pe_prepare(&m->pe, T, err);
-        if (rc) return rc;
-    }
-    int rc = ensure_training_buffers(m, B, T, err);
+    /* Prepared every step, not only for a longer T: tables that depend on the encoding's
+       parameters (KERPLE's and FIRE's distance terms) are rebuilt after each update, where a
+       stale table would send every score through the transcendental fallback. Unchanged
+       tables return at once. */
+    int rc = pe_prepare(&m->pe, T > m->pe.ctx ? T : m->pe.ctx, err);
+    if (rc) return rc;
+    rc = ensure_training_buffers(m, B, T, err);
     if (rc) return rc;
     int *pos = plain_positions(T);
     if (!pos) return cb_error(err, CB_ENOMEM, "model: out of memory");
