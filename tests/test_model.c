@@ -98,6 +98,31 @@ Test(layers, gelu_backward_matches_finite_differences) {
     }
 }
 
+/* Training keeps GELU's derivative from the forward: the same bits as the reference pair, at one
+   thread and two, over a range that reaches both saturations. */
+Test(layers, gelu_training_pair_equals_the_reference_forward_and_backward) {
+    enum { N = 4099 };
+    static float x[N], dy[N], y_ref[N], dx_ref[N], y[N], deriv[N], dx[N];
+    Rng rng;
+    rng_seed(&rng, 4);
+    fill(x, N, &rng, 6.0f), fill(dy, N, &rng, 1.0f);
+    x[0] = 0.0f, x[1] = -40.0f, x[2] = 40.0f;
+    gelu_forward(y_ref, x, N);
+    gelu_backward(dx_ref, x, dy, N);
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        memcpy(deriv, x, sizeof x);
+        gelu_forward_train(y, deriv, N);
+        gelu_backward_saved(dx, deriv, dy, N);
+        for (int i = 0; i < N; i++) {
+            cr_assert(y[i] == y_ref[i], "%d threads, x=%g: gelu %.9g, reference %.9g", threads, x[i], y[i], y_ref[i]);
+            cr_assert(dx[i] == dx_ref[i], "%d threads, x=%g: gradient %.9g, reference %.9g", threads, x[i], dx[i],
+                      dx_ref[i]);
+        }
+    }
+    omp_set_num_threads(2);
+}
+
 Test(layers, attention_backward_matches_finite_differences_with_and_without_a_bias) {
     enum { B = 2, T = 5, C = 8, NH = 2 };
     const char *specs[] = {"nope", "alibi"};

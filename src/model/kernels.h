@@ -66,6 +66,10 @@ uint16_t bf16_round_one(float x);
 /* tanh-approximation GELU, elementwise over n. */
 void gelu_forward(float *out, const float *inp, size_t n);
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n); /* dinp = set */
+/* Training's pair: out = gelu(x) with x overwritten by gelu'(x); then dinp = dout * gelu'(x).
+   Bit-identical to gelu_forward followed by gelu_backward (the reference twins). */
+void gelu_forward_train(float *out, float *inp_to_deriv, size_t n);
+void gelu_backward_saved(float *dinp, const float *deriv, const float *dout, size_t n); /* dinp = set */
 
 /*
  * Causal attention with the encoding's logit bias.

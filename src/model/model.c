@@ -24,7 +24,7 @@
     X(ln2, L * B * T * C)     /* (L, B, T, C) */ \
     X(ln2_mean, L * B * T)    /* (L, B, T) */ \
     X(ln2_rstd, L * B * T)    /* (L, B, T) */ \
-    X(fch, L * B * T * F)     /* (L, B, T, F) */ \
+    X(fch, L * B * T * F)     /* (L, B, T, F) fc's output, then GELU's derivative there */ \
     X(fch_gelu, L * B * T * F) /* (L, B, T, F) */ \
     X(res3, L * B * T * C)    /* (L, B, T, C) residual after the MLP: the layer's output */ \
     X(lnf, B * T * C)         /* (B, T, C) */ \
@@ -342,7 +342,7 @@ static double forward_train(Model *m, const TrainShard *sh, const Acts *a, const
         layernorm_forward(ln2, a->ln2_mean + l * BT, a->ln2_rstd + l * BT, res2,
                           m->p.ln2w + l * C, m->p.ln2b + l * C, BT, C);
         linear_forward(fch, ln2, m->p.fcw + (size_t)l * F * C, m->p.fcb + l * F, BT, C, F);
-        gelu_forward(fchg, fch, BT * F);
+        gelu_forward_train(fchg, fch, BT * F); /* fch now holds gelu'(fc) */
         linear_forward(res3, fchg, m->p.fcprojw + (size_t)l * C * F, m->p.fcprojb + l * C, BT, F, C);
         add_inplace(res3, res2, BT * C);
     }
@@ -386,7 +386,7 @@ static int backward_train(Model *m, TrainShard *sh, const Acts *a, const DActs *
         /* MLP: res3 = res2 + fcproj(gelu(fc(ln2(res2)))); dres flows through unchanged. */
         linear_backward(d->dfch_gelu, 0, g->fcprojw + (size_t)l * C * F, g->fcprojb + l * C, d->dres,
                         fchg, m->p.fcprojw + (size_t)l * C * F, BT, F, C);
-        gelu_backward(d->dfch, fch, d->dfch_gelu, BT * F);
+        gelu_backward_saved(d->dfch, fch, d->dfch_gelu, BT * F);
         linear_backward(d->dln, 0, g->fcw + (size_t)l * F * C, g->fcb + l * F, d->dfch, ln2,
                         m->p.fcw + (size_t)l * F * C, BT, C, F);
         layernorm_backward(d->dres, g->ln2w + l * C, g->ln2b + l * C, d->dln, res2, m->p.ln2w + l * C,
