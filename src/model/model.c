@@ -464,13 +464,22 @@ static int loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets
            OpenBLAS's OpenMP build runs single-threaded inside a parallel region). */
 #pragma omp parallel for num_threads(S) schedule(static, 1)
         for (int k = 0; k < S; k++) rcs[k] = shard_step(m, k, inputs, targets, pos, scale, &sums[k]);
-        /* The shards' gradients summed into shard 0's (the model's) in shard order. */
+    }
+    /* The shards' gradients summed into shard 0's (the model's) in shard order, and in the same
+       pass the squared norm of each fixed block of NORM_BLOCK gradients (summed in block order by
+       model_train_step: the same norm at every thread count). */
+    size_t nb = (m->n_params + NORM_BLOCK - 1) / NORM_BLOCK;
 #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < m->n_params; i++) {
+    for (size_t b = 0; b < nb; b++) {
+        size_t i1 = (b + 1) * NORM_BLOCK < m->n_params ? (b + 1) * NORM_BLOCK : m->n_params;
+        double part = 0.0;
+        for (size_t i = b * NORM_BLOCK; i < i1; i++) {
             float gsum = m->grads[i];
             for (int k = 1; k < S; k++) gsum += m->shards[k].grads[i];
             m->grads[i] = gsum;
+            part += (double)gsum * gsum;
         }
+        m->grad_parts[b] = part;
     }
     free(pos);
     double total = 0.0;
@@ -515,11 +524,16 @@ static void adamw_update(Model *m, const TrainConfig *tc, double lr, float clip_
     float c1 = 1.0f / (1.0f - powf(b1, (float)m->adam_t));
     float c2 = 1.0f / (1.0f - powf(b2, (float)m->adam_t));
     float flr = (float)lr;
-    size_t off = 0;
+    size_t offs[PT_COUNT], off = 0;
+    for (int k = 0; k < PT_COUNT; k++) offs[k] = off, off += sizes[k];
+    /* One parallel region for every tensor: the tensors are independent, so no barrier between
+       them (nowait); each element's update is the same whoever computes it. */
+#pragma omp parallel
     for (int k = 0; k < PT_COUNT; k++) {
         float wd = decay[k] ? (float)tc->weight_decay : 0.0f;
-        float *p = m->params + off, *g = m->grads + off, *mm = m->adam_m + off, *vv = m->adam_v + off;
-#pragma omp parallel for schedule(static)
+        float *p = m->params + offs[k], *g = m->grads + offs[k], *mm = m->adam_m + offs[k],
+              *vv = m->adam_v + offs[k];
+#pragma omp for schedule(static) nowait
         for (size_t i = 0; i < sizes[k]; i++) {
             float gi = g[i] * clip_scale;
             mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
@@ -527,7 +541,6 @@ static void adamw_update(Model *m, const TrainConfig *tc, double lr, float clip_
             float mhat = mm[i] * c1, vhat = vv[i] * c2;
             p[i] -= flr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
         }
-        off += sizes[k];
     }
 }
 
@@ -535,16 +548,8 @@ int model_train_step(Model *m, const uint8_t *inputs, const uint8_t *targets, in
                      const TrainConfig *tc, double lr, float *loss, float *grad_norm, char *err) {
     int rc = loss_and_grad(m, inputs, targets, B, T, loss, err);
     if (rc) return rc;
-    /* Global gradient norm in double, over fixed blocks summed in order: the same for every
-       thread count. */
+    /* Global gradient norm in double: loss_and_grad left the blocks' squared sums. */
     size_t nb = (m->n_params + NORM_BLOCK - 1) / NORM_BLOCK;
-#pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < nb; b++) {
-        size_t i1 = (b + 1) * NORM_BLOCK < m->n_params ? (b + 1) * NORM_BLOCK : m->n_params;
-        double part = 0.0;
-        for (size_t i = b * NORM_BLOCK; i < i1; i++) part += (double)m->grads[i] * m->grads[i];
-        m->grad_parts[b] = part;
-    }
     double sq = 0.0;
     for (size_t b = 0; b < nb; b++) sq += m->grad_parts[b];
     double norm = sqrt(sq);
