@@ -302,6 +302,32 @@ Test(model, batch_shards_at_two_threads_give_the_one_thread_gradients) {
     omp_set_num_threads(2);
 }
 
+/* The gradient norm is summed in the same pass as the shards' gradients: at one thread and two it
+   is the norm of the gradient the step leaves in m.grads. */
+Test(model, the_step_reports_the_norm_of_the_summed_gradient) {
+    enum { B = 3, T = 12 };
+    uint8_t in[B * T], tg[B * T];
+    random_bytes(in, B * T, 23);
+    random_bytes(tg, B * T, 24);
+    TrainConfig tc = {.steps = 10, .batch = B, .lr = 1e-3, .min_lr_ratio = 0.1, .weight_decay = 0.1,
+                      .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .grad_clip = 1e9};
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        char err[CB_ERR_LEN];
+        Model m;
+        ModelConfig cfg = tiny_config(T);
+        cr_assert_eq(model_build(&m, &cfg, "t5", 33, err), CB_OK, "%s", err);
+        float loss, gn;
+        cr_assert_eq(model_train_step(&m, in, tg, B, T, &tc, 1e-3, &loss, &gn, err), CB_OK, "%s", err);
+        double sq = 0;
+        for (size_t i = 0; i < m.n_params; i++) sq += (double)m.grads[i] * m.grads[i];
+        cr_assert(fabs(gn - sqrt(sq)) <= 1e-6 * sqrt(sq), "%d threads: reported norm %.9g, norm of m.grads %.9g",
+                  threads, gn, sqrt(sq));
+        model_free(&m);
+    }
+    omp_set_num_threads(2);
+}
+
 Test(model, every_scheme_is_causal_later_bytes_leave_earlier_logits_unchanged) {
     enum { T = 24, CUT = 11 };
     for (const PeScheme *const *s = pe_all(); *s; s++) {
