@@ -473,6 +473,7 @@ static int loss_and_grad(Model *m, const uint8_t *inputs, const uint8_t *targets
     for (size_t b = 0; b < nb; b++) {
         size_t i1 = (b + 1) * NORM_BLOCK < m->n_params ? (b + 1) * NORM_BLOCK : m->n_params;
         double part = 0.0;
+#pragma omp simd reduction(+ : part)
         for (size_t i = b * NORM_BLOCK; i < i1; i++) {
             float gsum = m->grads[i];
             for (int k = 1; k < S; k++) gsum += m->shards[k].grads[i];
