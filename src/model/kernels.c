@@ -137,11 +137,21 @@ void matmul_bias_backward(float *dbias, const float *dout, size_t N, int OC) { c
    inline cb_exp lets the loops vectorise. Saturates cleanly (e^88 gives 1, underflow -1). */
 static inline float fast_tanh(float u) { return 1.0f - 2.0f / (cb_exp(2.0f * u) + 1.0f); }
 
+/* tanh(sqrt(2/pi) (x + 0.044715 x^3)), and GELU's derivative given it: shared by the forward,
+   the backward and the training forward, so all three compute the same bits. */
+static inline float gelu_tanh(float x) { return fast_tanh(GELU_K * (x + 0.044715f * x * x * x)); }
+
+static inline float gelu_deriv(float x, float t) {
+    float sech2 = 1.0f - t * t;
+    float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+    return 0.5f * (1.0f + t) + 0.5f * x * sech2 * du;
+}
+
 void gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + fast_tanh(GELU_K * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + gelu_tanh(x));
     }
 }
 
@@ -149,27 +159,18 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        float u = GELU_K * (x + 0.044715f * x * x * x);
-        float t = fast_tanh(u);
-        float sech2 = 1.0f - t * t;
-        float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
-        dinp[i] = dout[i] * (0.5f * (1.0f + t) + 0.5f * x * sech2 * du);
+        dinp[i] = dout[i] * gelu_deriv(x, gelu_tanh(x));
     }
 }
 
 /* GELU's forward for training: out = gelu(x) and x replaced in place by gelu'(x), the one thing
-   the backward needs, so the backward is a product and the tanh is computed once per step. The
-   same operations as gelu_forward and gelu_backward: the same bits. */
+   the backward needs, so the backward is a product and the tanh is computed once per step. */
 void gelu_forward_train(float *out, float *inp_to_deriv, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float x = inp_to_deriv[i];
-        float u = GELU_K * (x + 0.044715f * x * x * x);
-        float t = fast_tanh(u);
-        float sech2 = 1.0f - t * t;
-        float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        float x = inp_to_deriv[i], t = gelu_tanh(x);
         out[i] = 0.5f * x * (1.0f + t);
-        inp_to_deriv[i] = 0.5f * (1.0f + t) + 0.5f * x * sech2 * du;
+        inp_to_deriv[i] = gelu_deriv(x, t);
     }
 }
 
