@@ -181,6 +181,7 @@ void model_free(Model *m) {
     free(m->adam_v);
     free_shards(m);
     free(m->grad_parts);
+    free(m->eval_buf);
     memset(m, 0, sizeof *m);
 }
 
@@ -574,10 +575,21 @@ int model_eval_window(Model *m, const uint8_t *inputs, const uint8_t *targets, i
     int nthreads = omp_get_max_threads();
     const PeScheme *sc = m->pe.scheme;
     size_t alt = sc->qk_alt_forward ? N * 3 * C : 0; /* the alternative q, k of eval-time variants */
-    float *block = malloc(eval_floats(m, n, nthreads) * sizeof(float));
+    /* The block is kept in the model between calls: a fresh one is fresh pages, and the page
+       faults of touching tens of MiB cost more than a short window's arithmetic (and serialise the
+       threads). Calls from inside a parallel region (windows evaluated one per thread) each take
+       their own. */
+    size_t need = eval_floats(m, n, nthreads);
+    int shared = !omp_in_parallel();
+    if (shared && m->eval_cap < need) {
+        free(m->eval_buf);
+        m->eval_buf = malloc(need * sizeof(float));
+        m->eval_cap = m->eval_buf ? need : 0;
+    }
+    float *block = shared ? m->eval_buf : malloc(need * sizeof(float));
     int *pos = plain_positions(n);
     if (!block || !pos) {
-        free(block);
+        if (!shared) free(block);
         free(pos);
         return cb_error(err, CB_ENOMEM, "model: cannot allocate evaluation buffers for context %d", n);
     }
@@ -614,7 +626,7 @@ int model_eval_window(Model *m, const uint8_t *inputs, const uint8_t *targets, i
         matmul_forward(lg, ln + r0 * C, m->p.wte, NULL, rows, C, CB_VOCAB);
         if (losses) crossentropy_forward(pchunk, losses + r0, lg, targets + r0, rows, CB_VOCAB);
     }
-    free(block);
+    if (!shared) free(block);
     free(pos);
     return CB_OK;
 }

@@ -96,6 +96,8 @@ typedef struct {
     /* Diagnostics: when set, model_eval_window writes the attention entropy in nats of every
        query, (L, NH, n) for a window of n bytes; the caller owns it and sizes it. NULL: skipped. */
     float *eval_entropy;
+    float *eval_buf; /* model_eval_window's buffers, kept between calls (eval_cap floats) */
+    size_t eval_cap;
 } Model;
 
 /* Builds a model with freshly initialised parameters from `seed` and the encoding `pe_spec`.
