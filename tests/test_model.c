@@ -449,6 +449,27 @@ Test(model, same_seed_and_threads_give_bit_identical_parameters) {
     cr_assert(memcmp(a, b, na * sizeof(float)) == 0, "two runs with the same seed differ");
 }
 
+/* Long inputs go through matmul_forward in one band of rows per thread, each its own sgemm: the
+   output of one sgemm over all rows (one thread), bias or not, bands of unequal length, up to the
+   order of the sums (OpenBLAS picks its kernel by shape; 7 is about the size of a sum of 48
+   products of unit normals). */
+Test(kernels, matmul_forward_in_bands_of_rows_equals_one_product) {
+    enum { N = 1001, IC = 48, OC = 40 };
+    static float x[N * IC], w[OC * IC], b[OC], y1[N * OC], y2[N * OC];
+    Rng rng;
+    rng_seed(&rng, 25);
+    fill(x, N * IC, &rng, 1), fill(w, OC * IC, &rng, 1), fill(b, OC, &rng, 1);
+    for (int with_bias = 0; with_bias <= 1; with_bias++) {
+        omp_set_num_threads(1);
+        matmul_forward(y1, x, w, with_bias ? b : NULL, N, IC, OC);
+        omp_set_num_threads(2);
+        matmul_forward(y2, x, w, with_bias ? b : NULL, N, IC, OC);
+        for (int i = 0; i < N * OC; i++)
+            cr_assert(fabsf(y1[i] - y2[i]) <= 1e-5f * (fabsf(y1[i]) + 7.0f), "bias %d, [%d]: %.9g at 1 thread, %.9g at 2",
+                      with_bias, i, y1[i], y2[i]);
+    }
+}
+
 Test(kernels, openmp_kernels_equal_their_serial_twins_at_one_and_two_threads) {
     enum { B = 2, T = 33, C = 16, NH = 4 };
     Rng rng;
