@@ -158,10 +158,7 @@ void matmul_forward_bf16(float *out, const float *inp, const float *w, const flo
     uint16_t *wb = xb + nx;
     bf16_round(xb, inp, nx);
     bf16_round(wb, w, nw);
-    if (bias) {
-#pragma omp parallel for schedule(static)
-        for (size_t n = 0; n < N; n++) memcpy(out + n * OC, bias, sizeof(float) * (size_t)OC);
-    }
+    if (bias) matmul_bias_rows(out, bias, N, OC);
     int rc = gemm('N', 'T', N, OC, IC, xb, IC, wb, IC, bias ? 1.0f : 0.0f, out);
     if (rc) fail(rc, out, N, (size_t)OC);
 #else

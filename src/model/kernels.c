@@ -107,12 +107,16 @@ static void column_sums(float *sum, const float *x, size_t N, int OC) {
     }
 }
 
+void matmul_bias_rows(float *out, const float *bias, size_t N, int OC) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) memcpy(out + n * OC, bias, sizeof(float) * (size_t)OC);
+}
+
 /* Rows [r0, r1) of matmul_forward: the bias rows first and the product added to them (beta = 1),
    one pass over out fewer than adding the bias afterwards to a product written over zeros. */
 static void matmul_rows(float *out, const float *inp, const float *w, const float *bias, size_t r0,
                         size_t r1, int IC, int OC) {
-    if (bias)
-        for (size_t n = r0; n < r1; n++) memcpy(out + n * OC, bias, sizeof(float) * (size_t)OC);
+    if (bias) matmul_bias_rows(out + r0 * OC, bias, r1 - r0, OC);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), OC, IC, 1.0f, inp + r0 * IC, IC, w,
                 IC, bias ? 1.0f : 0.0f, out + r0 * OC, OC);
 }
@@ -130,12 +134,7 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
     size_t parts = omp_in_parallel() ? 1 : (size_t)omp_get_max_threads();
     if (parts > N / MATMUL_SPLIT_ROWS) parts = N / MATMUL_SPLIT_ROWS;
     if (parts <= 1) {
-        if (bias) {
-#pragma omp parallel for schedule(static)
-            for (size_t n = 0; n < N; n++) memcpy(out + n * OC, bias, sizeof(float) * (size_t)OC);
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, OC, IC, 1.0f, inp, IC, w, IC,
-                    bias ? 1.0f : 0.0f, out, OC);
+        matmul_rows(out, inp, w, bias, 0, N, IC, OC);
         return;
     }
 #pragma omp parallel for num_threads((int)parts) schedule(static, 1)

@@ -33,6 +33,9 @@ typedef void MatmulBackward(float *dinp, int accumulate, float *dw, float *dbias
 MatmulForward matmul_forward;
 MatmulBackward matmul_backward;
 
+/* out (N, OC) = bias in every row: matmul_forward's start when it has a bias (the product is then
+   added with beta = 1). */
+void matmul_bias_rows(float *out, const float *bias, size_t N, int OC);
 /* dbias (OC) += sum over rows of dout (N, OC): matmul_backward's bias gradient on its own. */
 void matmul_bias_backward(float *dbias, const float *dout, size_t N, int OC);
 

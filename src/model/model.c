@@ -72,7 +72,6 @@ static void param_sizes(const ModelConfig *cfg, size_t P, size_t *sizes) {
 #define CB_X(name, count, decay) sizes[k++] = (count);
     CB_PARAM_TENSORS(CB_X)
 #undef CB_X
-    (void)P;
 }
 
 enum {
@@ -137,7 +136,6 @@ int model_build(Model *m, const ModelConfig *cfg, const char *pe_spec, uint64_t 
     if (rc) return rc;
     size_t sizes[PT_COUNT];
     param_sizes(cfg, pe_param_count(&m->pe), sizes);
-    sizes[PT_pe] = pe_param_count(&m->pe);
     m->n_params = 0;
     for (int k = 0; k < PT_COUNT; k++) m->n_params += sizes[k];
     m->params = calloc(m->n_params, sizeof(float));
@@ -239,8 +237,7 @@ size_t model_eval_act_bytes(const Model *m, int n) {
 /* Points a gradient block's tensors, and the shard's copy of the encoding at its share. */
 static void point_grads(Model *m, TrainShard *sh) {
     size_t sizes[PT_COUNT];
-    param_sizes(&m->cfg, 0, sizes);
-    sizes[PT_pe] = pe_param_count(&m->pe);
+    param_sizes(&m->cfg, pe_param_count(&m->pe), sizes);
     point_tensors(&sh->g, sh->grads, sizes);
     sh->pe = m->pe;
     sh->pe.grads = m->pe.params ? sh->g.pe : NULL;
@@ -256,8 +253,7 @@ static int ensure_training_buffers(Model *m, int B, int T, char *err) {
         if (!m->grads || !m->adam_m || !m->adam_v || !m->grad_parts)
             return cb_error(err, CB_ENOMEM, "model: cannot allocate optimizer state");
         size_t sizes[PT_COUNT];
-        param_sizes(&m->cfg, 0, sizes);
-        sizes[PT_pe] = pe_param_count(&m->pe);
+        param_sizes(&m->cfg, pe_param_count(&m->pe), sizes);
         point_tensors(&m->g, m->grads, sizes);
         m->pe.grads = m->pe.params ? m->g.pe : NULL;
     }
@@ -513,8 +509,7 @@ double train_lr_at(const TrainConfig *tc, int step) {
 /* AdamW with decoupled weight decay on the tensors whose flag says so. */
 static void adamw_update(Model *m, const TrainConfig *tc, double lr, float clip_scale) {
     size_t sizes[PT_COUNT];
-    param_sizes(&m->cfg, 0, sizes);
-    sizes[PT_pe] = pe_param_count(&m->pe);
+    param_sizes(&m->cfg, pe_param_count(&m->pe), sizes);
     int decay[PT_COUNT] = {
 #define CB_X(name, count, dec) dec,
         CB_PARAM_TENSORS(CB_X)
